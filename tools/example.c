@@ -1,0 +1,4 @@
+/* tools/example.c — placeholder. */
+#include <stdio.h>
+#include "meerkat/meerkat.h"
+int main(void) { printf("%s\n", mk_version()); return 0; }
