@@ -84,9 +84,12 @@ mk_err mk_block_payload(const mk_block *b, const mk_block_chunk *c, const uint8_
                         mk_diag *diag);
 
 /*
- * Checks every checksum of the file at path and that each chunk decodes;
- * calls report once per problem with file, offset and reason (may be NULL).
- * Returns MK_OK if the file is entirely sound, otherwise the first error.
+ * Checks the header, footer, chunk index and every chunk checksum of the
+ * file at path (not whether payloads decode: the caller does that with
+ * codec.h); calls report once per problem with file, offset and reason
+ * (report may be NULL). Returns MK_OK if the file is sound, otherwise the
+ * first error. *n_chunks counts the chunks listed; *n_samples the sum of
+ * their summaries' counts (either may be NULL).
  */
 mk_err mk_block_verify(mk_env *env, const char *path,
                        void (*report)(void *ctx, const char *path, uint64_t off, const char *why),
