@@ -1,0 +1,1135 @@
+/*
+ * engine/db.c — the database: open and recover, write, seal the head into
+ * blocks, truncate the WAL, close. Reading lives in db_read.c.
+ *
+ * Write path (mk_db_write, mk_db_write_lp), under db->mu:
+ *   1. new series are logged to the WAL (MK_WAL_REC_SERIES) before use;
+ *   2. the samples are logged (MK_WAL_REC_SAMPLES), durable per policy;
+ *   3. they are applied to the head: the series' xor chunk when in order and
+ *      not older than sealed_until_ms, else its ooo buffer;
+ *   4. when the head spans more than 1.5 block spans, or holds more than the
+ *      memory limit, the old part is sealed.
+ * A WAL failure stops before step 3, so a write that returned an error is
+ * never half applied in memory.
+ *
+ * Sealing (seal_head): every head sample older than `upto` is written into
+ * one block per block-span window (blocks are opened lazily, 64 windows at
+ * a time, series in ascending id order), the blocks are made durable, then
+ * published, then removed from the head; the index is saved; the WAL is cut
+ * and segments whose every sample is now sealed are deleted. A failure at
+ * any step leaves the head as it was and removes the partial blocks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "db_int.h"
+#include "format.h"
+#include "lp.h"
+#include "util.h"
+
+#define MK_SEAL_GROUP 64 /* block writers open at once while sealing */
+
+void mk_options_init(mk_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->fsync = MK_FSYNC_INTERVAL;
+    o->fsync_interval_ms = 1000;
+    o->block_span_ms = 2 * 3600 * 1000;
+    o->memory_limit_bytes = 512u << 20;
+    o->has_wal = 1;
+}
+
+void mk_db_log(mk_db *db, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (db->opts.log)
+        db->opts.log(db->opts.log_ctx, level, msg);
+    else
+        fprintf(stderr, "meerkat: %s: %s\n", level == MK_LOG_ERROR ? "error" : level == MK_LOG_WARN ? "warning" : "info", msg);
+}
+
+static void wal_log(void *ctx, int level, const char *msg) { mk_db_log(ctx, level, "%s", msg); }
+
+static int64_t window_of(const mk_db *db, int64_t ts)
+{
+    return mk_floordiv(ts, db->opts.block_span_ms) * db->opts.block_span_ms;
+}
+
+/* ---- block sets -------------------------------------------------------- */
+
+static void blockref_unref(mk_blockref *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1) return;
+    if (r->is_doomed) unlink(mk_block_path(r->b));
+    mk_block_close(r->b);
+    free(r);
+}
+
+void mk_blockset_unref(mk_blockset *bs)
+{
+    if (!bs || atomic_fetch_sub(&bs->refs, 1) != 1) return;
+    for (size_t i = 0; i < bs->n; i++) blockref_unref(bs->v[i]);
+    free(bs);
+}
+
+/* New set = old + add[0..n_add), sorted by seq. Takes ownership of the new
+ * refs. */
+static mk_err blockset_with(const mk_blockset *old, mk_blockref **add, size_t n_add,
+                            mk_blockset **out)
+{
+    size_t n_old = old ? old->n : 0;
+    mk_blockset *bs = malloc(sizeof *bs + (n_old + n_add) * sizeof bs->v[0]);
+    if (!bs) return MK_ENOMEM;
+    atomic_init(&bs->refs, 1);
+    bs->n = 0;
+    for (size_t i = 0; i < n_old; i++) {
+        atomic_fetch_add(&old->v[i]->refs, 1);
+        bs->v[bs->n++] = old->v[i];
+    }
+    for (size_t i = 0; i < n_add; i++) {
+        size_t j = bs->n++;
+        uint64_t seq = mk_block_seq(add[i]->b);
+        while (j > 0 && mk_block_seq(bs->v[j - 1]->b) > seq) { bs->v[j] = bs->v[j - 1]; j--; }
+        bs->v[j] = add[i];
+    }
+    *out = bs;
+    return MK_OK;
+}
+
+static mk_blockref *blockref_new(mk_block *b)
+{
+    mk_blockref *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    atomic_init(&r->refs, 1);
+    r->b = b;
+    return r;
+}
+
+/* ---- head -------------------------------------------------------------- */
+
+static mk_err ensure_series_cap(mk_db *db, uint32_t n)
+{
+    if (n <= db->cap_series) return MK_OK;
+    uint32_t cap = db->cap_series ? db->cap_series : 1024;
+    while (cap < n) cap *= 2;
+    mk_series *s = realloc(db->series, (size_t)cap * sizeof *s);
+    if (!s) return MK_ENOMEM;
+    memset(s + db->cap_series, 0, (size_t)(cap - db->cap_series) * sizeof *s);
+    db->series = s;
+    db->cap_series = cap;
+    return MK_OK;
+}
+
+static mk_err ooo_push(mk_db *db, mk_series *s, int64_t ts, double v)
+{
+    if (s->n_ooo == s->cap_ooo) {
+        uint32_t cap = s->cap_ooo ? s->cap_ooo * 2 : 8;
+        mk_tsv *p = realloc(s->ooo, (size_t)cap * sizeof *p);
+        if (!p) return MK_ENOMEM;
+        db->head_bytes += (size_t)(cap - s->cap_ooo) * sizeof *p;
+        s->ooo = p;
+        s->cap_ooo = cap;
+    }
+    s->ooo[s->n_ooo++] = (mk_tsv){ts, v};
+    return MK_OK;
+}
+
+/* Applies one sample to the head. Only fails on out-of-memory. */
+static mk_err head_apply(mk_db *db, uint32_t ord, int64_t ts, double v)
+{
+    mk_series *s = &db->series[ord];
+    mk_err rc;
+    if (ts >= db->sealed_until_ms && (s->xor.count == 0 || ts > s->xor.last_ts)) {
+        size_t before = mk_xor_bytes(&s->xor);
+        rc = mk_xor_append(&s->xor, ts, v);
+        db->head_bytes += mk_xor_bytes(&s->xor) - before;
+    } else {
+        rc = ooo_push(db, s, ts, v);
+    }
+    if (rc) return rc;
+    db->n_head_samples++;
+    return MK_OK;
+}
+
+static int cmp_ooo(const void *a, const void *b)
+{
+    const mk_tsv *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    /* equal ts: keep write order; the caller sorted indices, see below */
+    return 0;
+}
+
+/* Sorts v[0..n) by ts keeping write order among equal ts (insertion sort
+ * for short runs, merge sort otherwise), then keeps only the last of each
+ * timestamp. Returns the new length. */
+static size_t sort_dedup(mk_tsv *v, size_t n, mk_tsv *tmp)
+{
+    /* bottom-up merge sort: stable */
+    mk_tsv *a = v, *b = tmp;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) b[k++] = cmp_ooo(&a[j], &a[i]) < 0 ? a[j++] : a[i++];
+            while (i < mid) b[k++] = a[i++];
+            while (j < hi) b[k++] = a[j++];
+        }
+        mk_tsv *t = a; a = b; b = t;
+    }
+    if (a != v) memcpy(v, a, n * sizeof *v);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && v[m - 1].ts == v[i].ts) v[m - 1] = v[i];
+        else v[m++] = v[i];
+    }
+    return m;
+}
+
+mk_err mk_db_head_samples(mk_db *db, uint32_t ord, int64_t from, int64_t to, mk_tsv **out,
+                          size_t *n_out)
+{
+    mk_series *s = &db->series[ord];
+    size_t nx = s->xor.count, no = s->n_ooo;
+    *out = NULL;
+    *n_out = 0;
+    if (nx + no == 0) return MK_OK;
+    int64_t *ts = malloc(nx * sizeof *ts + 1);
+    double *vs = malloc(nx * sizeof *vs + 1);
+    mk_tsv *all = malloc((nx + no) * sizeof *all);
+    mk_tsv *tmp = malloc((no + 1) * sizeof *tmp);
+    mk_err rc = MK_OK;
+    if (!ts || !vs || !all || !tmp) { rc = MK_ENOMEM; goto out; }
+    if (nx) mk_xor_decode(&s->xor, ts, vs);
+    /* ooo part: sorted, deduplicated (newest wins) */
+    size_t mo = 0;
+    for (size_t i = 0; i < no; i++)
+        if (s->ooo[i].ts >= from && s->ooo[i].ts < to) all[nx + mo++] = s->ooo[i];
+    mo = sort_dedup(all + nx, mo, tmp);
+    /* merge with the xor part; ooo wins on equal ts */
+    mk_tsv *o = all + nx;
+    size_t i = 0, j = 0, k = 0;
+    mk_tsv *res = malloc((nx + mo) * sizeof *res + 1);
+    if (!res) { rc = MK_ENOMEM; goto out; }
+    while (i < nx && ts[i] < from) i++;
+    while (i < nx || j < mo) {
+        if (i < nx && ts[i] >= to) { i = nx; continue; }
+        if (j >= mo || (i < nx && ts[i] < o[j].ts)) {
+            res[k++] = (mk_tsv){ts[i], vs[i]};
+            i++;
+        } else {
+            if (i < nx && ts[i] == o[j].ts) i++;
+            res[k++] = o[j++];
+        }
+    }
+    *out = res;
+    *n_out = k;
+out:
+    free(ts);
+    free(vs);
+    free(all);
+    free(tmp);
+    return rc;
+}
+
+/* Replaces the head of series ord by samples[0..n) (sorted, distinct). */
+static mk_err head_rebuild(mk_db *db, uint32_t ord, const mk_tsv *v, size_t n)
+{
+    mk_series *s = &db->series[ord];
+    mk_xor nx = {0};
+    for (size_t i = 0; i < n; i++) {
+        mk_err rc = mk_xor_append(&nx, v[i].ts, v[i].v);
+        if (rc) { mk_xor_free(&nx); return rc; }
+    }
+    db->head_bytes -= mk_xor_bytes(&s->xor) + (size_t)s->cap_ooo * sizeof(mk_tsv);
+    db->n_head_samples -= s->xor.count + s->n_ooo;
+    mk_xor_free(&s->xor);
+    free(s->ooo);
+    s->ooo = NULL;
+    s->n_ooo = s->cap_ooo = 0;
+    s->xor = nx;
+    db->head_bytes += mk_xor_bytes(&nx);
+    db->n_head_samples += n;
+    return MK_OK;
+}
+
+/* ---- WAL bookkeeping --------------------------------------------------- */
+
+static void walseg_note(mk_db *db, uint64_t seq, int64_t max_ts)
+{
+    if (db->n_walsegs && db->walsegs[db->n_walsegs - 1].seq == seq) {
+        if (max_ts > db->walsegs[db->n_walsegs - 1].max_ts) db->walsegs[db->n_walsegs - 1].max_ts = max_ts;
+        return;
+    }
+    if (db->n_walsegs == db->cap_walsegs) {
+        size_t cap = db->cap_walsegs ? db->cap_walsegs * 2 : 16;
+        mk_walseg *p = realloc(db->walsegs, cap * sizeof *p);
+        if (!p) return; /* then the segment is simply kept longer */
+        db->walsegs = p;
+        db->cap_walsegs = cap;
+    }
+    db->walsegs[db->n_walsegs++] = (mk_walseg){seq, max_ts};
+}
+
+static mk_err wal_log_series(mk_db *db, uint64_t id, const char *key, size_t len, mk_diag *diag)
+{
+    if (!db->wal) return MK_OK;
+    db->walbuf.len = 0;
+    mk_err rc = mk_buf_reserve(&db->walbuf, 12 + len);
+    if (rc) return mk_diag_set(diag, rc, "no memory for a WAL record");
+    mk_put_u64(db->walbuf.data, id);
+    mk_put_u32(db->walbuf.data + 8, (uint32_t)len);
+    memcpy(db->walbuf.data + 12, key, len);
+    db->walbuf.len = 12 + len;
+    uint64_t seg = 0;
+    rc = mk_wal_commit(db->wal, MK_WAL_REC_SERIES, db->walbuf.data, db->walbuf.len, &seg, diag);
+    if (!rc) walseg_note(db, seg, INT64_MIN);
+    return rc;
+}
+
+/* SAMPLES payload: u32 n, then n x (u64 id, i64 ts, f64 value). */
+static mk_err wal_log_samples(mk_db *db, const uint32_t *ords, const int64_t *ts, const double *v,
+                              size_t n, mk_diag *diag)
+{
+    if (!db->wal || n == 0) return MK_OK;
+    db->walbuf.len = 0;
+    mk_err rc = mk_buf_reserve(&db->walbuf, 4 + 24 * n);
+    if (rc) return mk_diag_set(diag, rc, "no memory for a WAL record of %zu samples", n);
+    uint8_t *p = db->walbuf.data;
+    mk_put_u32(p, (uint32_t)n);
+    p += 4;
+    int64_t max_ts = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        mk_put_u64(p, mk_index_id_at(db->index, ords[i]));
+        mk_put_u64(p + 8, (uint64_t)ts[i]);
+        mk_put_u64(p + 16, mk_f64_bits(v[i]));
+        p += 24;
+        if (ts[i] > max_ts) max_ts = ts[i];
+    }
+    db->walbuf.len = 4 + 24 * n;
+    uint64_t seg = 0;
+    rc = mk_wal_commit(db->wal, MK_WAL_REC_SAMPLES, db->walbuf.data, db->walbuf.len, &seg, diag);
+    if (!rc) walseg_note(db, seg, max_ts);
+    return rc;
+}
+
+/* ---- sealing ----------------------------------------------------------- */
+
+static int cmp_id_ord(const void *a, const void *b, void *ix)
+{
+    uint64_t x = mk_index_id_at(ix, *(const uint32_t *)a), y = mk_index_id_at(ix, *(const uint32_t *)b);
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void block_file_path(const mk_db *db, uint64_t seq, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%016" PRIx64 ".mkb", db->blocks_dir, seq);
+}
+
+/* Encodes samples v[0..n) of one window as chunks into writer w. */
+static mk_err seal_chunks(mk_db *db, mk_block_writer *w, uint64_t id, const mk_tsv *v, size_t n,
+                          int64_t *tsb, double *vb, mk_buf *enc, mk_diag *diag)
+{
+    for (size_t off = 0; off < n; off += MK_CHUNK_MAX_SAMPLES) {
+        uint32_t m = (uint32_t)(n - off < MK_CHUNK_MAX_SAMPLES ? n - off : MK_CHUNK_MAX_SAMPLES);
+        for (uint32_t i = 0; i < m; i++) { tsb[i] = v[off + i].ts; vb[i] = v[off + i].v; }
+        mk_chunk_summary sum;
+        enc->len = 0;
+        mk_err rc = mk_codec_encode(db->codec, tsb, vb, m, enc, &sum);
+        if (rc) return mk_diag_set(diag, rc, "encoding a chunk of %u samples failed", m);
+        rc = mk_block_writer_add(w, id, &sum, enc->data, enc->len, diag);
+        if (rc) return rc;
+    }
+    return MK_OK;
+}
+
+typedef struct seal_series {
+    uint32_t ord;
+    int64_t lo, hi; /* oldest and newest head sample below the limit */
+} seal_series;
+
+/* One group of up to MK_SEAL_GROUP windows sealed together: one lazily
+ * opened block writer per window. */
+typedef struct seal_group {
+    int64_t win[MK_SEAL_GROUP];
+    mk_block_writer *w[MK_SEAL_GROUP];
+    uint64_t seq[MK_SEAL_GROUP];
+    int n;
+} seal_group;
+
+static mk_err seal_group_run(mk_db *db, seal_group *g, const seal_series *ss, size_t n_ss,
+                             int64_t lim, int64_t *tsb, double *vb, mk_buf *enc, mk_diag *diag)
+{
+    int64_t span = db->opts.block_span_ms;
+    int64_t gs = g->win[0], ge = g->win[g->n - 1] + span;
+    if (ge > lim) ge = lim;
+    mk_err rc = MK_OK;
+    for (size_t k = 0; k < n_ss && !rc; k++) {
+        if (ss[k].hi < gs || ss[k].lo >= ge) continue;
+        mk_tsv *v = NULL;
+        size_t n = 0;
+        rc = mk_db_head_samples(db, ss[k].ord, gs, ge, &v, &n);
+        if (rc) { mk_diag_set(diag, rc, "no memory to seal the head"); break; }
+        uint64_t id = mk_index_id_at(db->index, ss[k].ord);
+        int slot = 0;
+        for (size_t i = 0; i < n && !rc;) {
+            int64_t w = window_of(db, v[i].ts);
+            size_t j = i;
+            while (j < n && v[j].ts < w + span) j++;
+            while (slot < g->n && g->win[slot] < w) slot++;
+            if (slot == g->n || g->win[slot] != w) {
+                rc = mk_diag_set(diag, MK_EINTERNAL, "sealing: window %" PRId64 " not planned", w);
+                break;
+            }
+            if (!g->w[slot]) {
+                g->seq[slot] = db->next_block_seq++;
+                rc = mk_block_writer_open(db->env, db->blocks_dir, g->seq[slot], &g->w[slot], diag);
+                if (rc) break;
+            }
+            rc = seal_chunks(db, g->w[slot], id, v + i, j - i, tsb, vb, enc, diag);
+            i = j;
+        }
+        free(v);
+    }
+    return rc;
+}
+
+/*
+ * Seals every head sample with ts < upto. With is_all, seals the whole head
+ * without advancing sealed_until_ms (mk_db_flush, memory pressure).
+ */
+static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
+{
+    uint32_t n_series = mk_index_count(db->index);
+    int64_t lim = is_all ? INT64_MAX : upto, span = db->opts.block_span_ms;
+    mk_err rc = MK_OK;
+    seal_series *ss = NULL;
+    int64_t *wins = NULL, *tsb = NULL;
+    double *vb = NULL;
+    mk_buf enc = {0};
+    mk_blockref **made = NULL;
+    size_t n_ss = 0, n_wins = 0, cap_wins = 0, n_made = 0, cap_made = 0;
+
+    if (db->n_head_samples == 0) goto wal;
+    ss = malloc((size_t)n_series * sizeof *ss + 1);
+    tsb = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *tsb);
+    vb = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *vb);
+    if (!ss || !tsb || !vb) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+
+    /* Plan: which series have samples below lim, and in which windows. The
+     * xor part is taken as covering every window between its first and last
+     * sample; a window that turns out empty costs a skipped slot. */
+    for (uint32_t o = 0; o < n_series; o++) {
+        const mk_series *s = &db->series[o];
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        if (s->xor.count && s->xor.first_ts < lim) {
+            lo = s->xor.first_ts;
+            hi = s->xor.last_ts < lim ? s->xor.last_ts : lim - 1;
+        }
+        for (uint32_t i = 0; i < s->n_ooo; i++) {
+            int64_t t = s->ooo[i].ts;
+            if (t >= lim) continue;
+            if (t < lo) lo = t;
+            if (t > hi) hi = t;
+            if (cap_wins == n_wins) {
+                cap_wins = cap_wins ? cap_wins * 2 : 1024;
+                int64_t *p = realloc(wins, cap_wins * sizeof *p);
+                if (!p) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+                wins = p;
+            }
+            wins[n_wins++] = window_of(db, t);
+        }
+        if (lo > hi) continue;
+        ss[n_ss++] = (seal_series){o, lo, hi};
+        if (s->xor.count && s->xor.first_ts < lim) {
+            for (int64_t w = window_of(db, s->xor.first_ts); w <= window_of(db, hi); w += span) {
+                if (cap_wins == n_wins) {
+                    cap_wins = cap_wins ? cap_wins * 2 : 1024;
+                    int64_t *p = realloc(wins, cap_wins * sizeof *p);
+                    if (!p) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+                    wins = p;
+                }
+                wins[n_wins++] = w;
+                if (w > INT64_MAX - span) break;
+            }
+        }
+        if (n_wins > 4096) { /* keep the plan small: dedup as we go */
+            qsort(wins, n_wins, sizeof *wins, cmp_i64);
+            size_t m = 0;
+            for (size_t i = 0; i < n_wins; i++) if (!m || wins[m - 1] != wins[i]) wins[m++] = wins[i];
+            n_wins = m;
+        }
+    }
+    qsort(wins, n_wins, sizeof *wins, cmp_i64);
+    {
+        size_t m = 0;
+        for (size_t i = 0; i < n_wins; i++) if (!m || wins[m - 1] != wins[i]) wins[m++] = wins[i];
+        n_wins = m;
+    }
+    qsort_r(ss, n_ss, sizeof *ss, cmp_id_ord, db->index); /* ord is the first member */
+
+    for (size_t wi = 0; wi < n_wins && !rc;) {
+        seal_group g;
+        memset(&g, 0, sizeof g);
+        while (wi < n_wins && g.n < MK_SEAL_GROUP) g.win[g.n++] = wins[wi++];
+        rc = seal_group_run(db, &g, ss, n_ss, lim, tsb, vb, &enc, diag);
+        for (int k = 0; k < g.n; k++) {
+            if (!g.w[k]) continue;
+            if (rc) { mk_block_writer_abort(g.w[k]); continue; }
+            rc = mk_block_writer_finish(g.w[k], diag);
+            if (rc) continue;
+            char path[4096];
+            block_file_path(db, g.seq[k], path, sizeof path);
+            mk_block *b = NULL;
+            rc = mk_block_open(db->env, path, &b, diag);
+            if (rc) { unlink(path); continue; }
+            mk_blockref *r = blockref_new(b);
+            if (!r) { mk_block_close(b); unlink(path); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); continue; }
+            if (n_made == cap_made) {
+                cap_made = cap_made ? cap_made * 2 : 16;
+                mk_blockref **p = realloc(made, cap_made * sizeof *p);
+                if (!p) { r->is_doomed = 1; blockref_unref(r); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); continue; }
+                made = p;
+            }
+            made[n_made++] = r;
+        }
+    }
+    if (rc) goto out;
+
+    /* Durable: publish, then drop the sealed samples from the head. */
+    mk_blockset *nbs = NULL;
+    rc = blockset_with(db->blocks, made, n_made, &nbs);
+    if (rc) { mk_diag_set(diag, rc, "no memory to publish sealed blocks"); goto out; }
+    n_made = 0; /* owned by the set now */
+    mk_blockset_unref(db->blocks);
+    db->blocks = nbs;
+    for (size_t k = 0; k < n_ss; k++) {
+        mk_tsv *v = NULL;
+        size_t n = 0;
+        mk_err r2 = mk_db_head_samples(db, ss[k].ord, lim, INT64_MAX, &v, &n);
+        if (!r2) r2 = head_rebuild(db, ss[k].ord, v, n);
+        free(v);
+        /* The sealed samples are durable; keeping them in memory too only
+         * costs memory (readers deduplicate), so this is no seal failure. */
+        if (r2) mk_db_log(db, MK_LOG_WARN, "out of memory trimming the head after sealing");
+    }
+    if (!is_all && upto > db->sealed_until_ms) db->sealed_until_ms = upto;
+
+wal:
+    /* Index first: WAL segments hold the only other copy of new series. */
+    if (mk_index_count(db->index) != db->n_index_saved) {
+        rc = mk_index_save(db->index, db->env, db->dir, diag);
+        if (rc) goto out;
+        db->n_index_saved = mk_index_count(db->index);
+    }
+    if (db->wal) {
+        uint64_t newseq;
+        rc = mk_wal_cut(db->wal, &newseq, diag);
+        if (rc) goto out;
+        db->wal_seq = newseq;
+        /* Drop the prefix of segments (< newseq) whose samples are all
+         * sealed; the first one still needed stops the prefix. */
+        int64_t sealed = db->n_head_samples == 0 ? INT64_MAX : db->sealed_until_ms;
+        uint64_t drop_below = newseq;
+        size_t keep_from = 0;
+        for (size_t i = 0; i < db->n_walsegs; i++) {
+            if (db->walsegs[i].seq >= newseq) break;
+            if (db->walsegs[i].max_ts >= sealed) { drop_below = db->walsegs[i].seq; break; }
+            keep_from = i + 1;
+        }
+        rc = mk_wal_remove_before(db->wal, drop_below, diag);
+        if (rc) goto out;
+        memmove(db->walsegs, db->walsegs + keep_from, (db->n_walsegs - keep_from) * sizeof *db->walsegs);
+        db->n_walsegs -= keep_from;
+    }
+out:
+    for (size_t i = 0; i < n_made; i++) {
+        made[i]->is_doomed = 1;
+        blockref_unref(made[i]);
+    }
+    free(made);
+    free(ss);
+    free(wins);
+    free(tsb);
+    free(vb);
+    mk_buf_free(&enc);
+    return rc;
+}
+
+/* Seals what the head no longer needs: windows that ended more than half a
+ * span before the newest sample, or everything past the memory limit. */
+static mk_err maybe_seal(mk_db *db, mk_diag *diag)
+{
+    if (db->opts.memory_limit_bytes && db->head_bytes > db->opts.memory_limit_bytes)
+        return seal_head(db, 0, 1, diag);
+    if (db->max_ts_ms == INT64_MIN) return MK_OK;
+    int64_t upto = window_of(db, db->max_ts_ms - db->opts.block_span_ms / 2);
+    if (upto <= db->sealed_until_ms) return MK_OK;
+    return seal_head(db, upto, 0, diag);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* Writes n samples given by ordinal; caller holds mu. */
+static mk_err write_ords(mk_db *db, const uint32_t *ords, const int64_t *ts, const double *v,
+                         size_t n, mk_diag *diag)
+{
+    if (db->is_failed)
+        return mk_diag_set(diag, MK_EIO, "%s: an earlier I/O failure left the database unable to take writes; reopen it", db->dir);
+    mk_err rc = wal_log_samples(db, ords, ts, v, n, diag);
+    if (rc) return rc;
+    /* Samples from the far future (a wrong clock) must not seal the
+     * present: only timestamps up to a span past now advance sealing. */
+    int64_t horizon = db->env->now_ms(db->env) + db->opts.block_span_ms;
+    for (size_t i = 0; i < n; i++) {
+        rc = head_apply(db, ords[i], ts[i], v[i]);
+        if (rc) {
+            db->is_failed = 1;
+            return mk_diag_set(diag, rc, "out of memory applying a logged write; reopen to replay the WAL");
+        }
+        if (ts[i] > db->max_ts_ms && ts[i] <= horizon) db->max_ts_ms = ts[i];
+    }
+    /* The write is durable now, so a failure to seal (a full disk, say) is
+     * not the writer's failure: it is logged and retried a little later,
+     * while the WAL keeps the data safe. */
+    if (db->env->now_ms(db->env) < db->seal_retry_at_ms) return MK_OK;
+    mk_diag d2 = {0};
+    mk_err src = maybe_seal(db, &d2);
+    if (src && !db->wal) { /* no WAL: nothing else holds the data */
+        if (diag) *diag = d2;
+        return src;
+    }
+    if (src) {
+        mk_db_log(db, MK_LOG_ERROR, "sealing the head failed, retrying in 5 s: %s", d2.msg);
+        db->seal_retry_at_ms = db->env->now_ms(db->env) + 5000;
+    }
+    return MK_OK;
+}
+
+/* Looks up or creates the series with canonical key k; logs new ones. */
+static mk_err series_by_key(mk_db *db, const char *k, size_t len, uint32_t *ord, mk_diag *diag)
+{
+    uint64_t id = mk_hash64(k, len);
+    if (mk_index_ordinal(db->index, id, ord) == MK_OK) {
+        size_t klen;
+        const char *have = mk_index_key_at(db->index, *ord, &klen);
+        if (klen == len && memcmp(have, k, len) == 0) return MK_OK;
+    }
+    if (db->opts.is_read_only) return mk_diag_set(diag, MK_EREADONLY, "cannot create series: database is read-only");
+    int is_new = 0;
+    mk_err rc = mk_index_add(db->index, k, len, &id, ord, &is_new, diag);
+    if (rc) return rc;
+    rc = ensure_series_cap(db, mk_index_count(db->index));
+    if (rc) return mk_diag_set(diag, rc, "no memory for a new series");
+    if (is_new) {
+        rc = wal_log_series(db, id, k, len, diag);
+        if (rc) {
+            /* The index has it but the WAL does not; sealing saves the index,
+             * so nothing is lost, only an empty series may survive. */
+            return rc;
+        }
+    }
+    return MK_OK;
+}
+
+static int cmp_tag(const void *a, const void *b)
+{
+    const mk_lp_tag *x = a, *y = b;
+    uint32_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+    int c = memcmp(x->key.p, y->key.p, n);
+    return c ? c : (x->key.len > y->key.len) - (x->key.len < y->key.len);
+}
+
+mk_err mk_db_series(mk_db *db, const char *measurement, const mk_tag *tags, size_t n_tags,
+                    const char *field, uint64_t *id, mk_diag *diag)
+{
+    if (!db || !measurement || !*measurement || !field || !*field || (n_tags && !tags) || !id)
+        return mk_diag_set(diag, MK_EINVAL, "mk_db_series: measurement and field must be non-empty");
+    if (n_tags > 1024) return mk_diag_set(diag, MK_ELIMIT, "mk_db_series: %zu tags, at most 1024", n_tags);
+    mk_lp_tag lt[1024];
+    for (size_t i = 0; i < n_tags; i++) {
+        if (!tags[i].key || !*tags[i].key || !tags[i].value || !*tags[i].value)
+            return mk_diag_set(diag, MK_EINVAL, "mk_db_series: tag %zu has an empty key or value", i);
+        lt[i].key = (mk_lp_str){tags[i].key, (uint32_t)strlen(tags[i].key)};
+        lt[i].value = (mk_lp_str){tags[i].value, (uint32_t)strlen(tags[i].value)};
+    }
+    qsort(lt, n_tags, sizeof lt[0], cmp_tag);
+    for (size_t i = 1; i < n_tags; i++)
+        if (cmp_tag(&lt[i - 1], &lt[i]) == 0)
+            return mk_diag_set(diag, MK_EINVAL, "mk_db_series: tag key '%s' given twice", lt[i].key.p);
+    pthread_mutex_lock(&db->mu);
+    db->keybuf.len = 0;
+    mk_err rc = mk_index_key_build(&db->keybuf, (mk_lp_str){measurement, (uint32_t)strlen(measurement)}, lt,
+                                   (uint32_t)n_tags, (mk_lp_str){field, (uint32_t)strlen(field)});
+    uint32_t ord;
+    if (!rc) rc = series_by_key(db, (const char *)db->keybuf.data, db->keybuf.len, &ord, diag);
+    else mk_diag_set(diag, rc, "no memory for a series key");
+    if (!rc) *id = mk_index_id_at(db->index, ord);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+mk_err mk_db_write(mk_db *db, const mk_point *pts, size_t n, mk_diag *diag)
+{
+    if (!db || (n && !pts)) return mk_diag_set(diag, MK_EINVAL, "mk_db_write: NULL argument");
+    if (db->opts.is_read_only) return mk_diag_set(diag, MK_EREADONLY, "%s: opened read-only", db->dir);
+    if (n == 0) return MK_OK;
+    uint32_t *ords = malloc(n * sizeof *ords);
+    int64_t *ts = malloc(n * sizeof *ts);
+    double *v = malloc(n * sizeof *v);
+    mk_err rc = MK_OK;
+    if (!ords || !ts || !v) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory for a batch of %zu points", n); goto out; }
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (mk_index_ordinal(db->index, pts[i].series_id, &ords[i]) != MK_OK) {
+            rc = mk_diag_set(diag, MK_ENOTFOUND, "point %zu: unknown series id %016" PRIx64 "; nothing of the batch was written", i, pts[i].series_id);
+            break;
+        }
+        ts[i] = pts[i].ts_ms;
+        v[i] = pts[i].value;
+    }
+    if (!rc) rc = write_ords(db, ords, ts, v, n, diag);
+    pthread_mutex_unlock(&db->mu);
+out:
+    free(ords);
+    free(ts);
+    free(v);
+    return rc;
+}
+
+/* Batch of resolved samples from line protocol, written every LP_BATCH. */
+#define LP_BATCH 8192
+typedef struct lp_batch {
+    uint32_t ords[LP_BATCH];
+    int64_t ts[LP_BATCH];
+    double v[LP_BATCH];
+    size_t n;
+} lp_batch;
+
+mk_err mk_db_write_lp(mk_db *db, const char *text, size_t len, mk_precision precision,
+                      int64_t now_ms, mk_write_stats *stats, mk_lp_error_fn on_err, void *err_ctx,
+                      mk_diag *diag)
+{
+    if (!db || (len && !text)) return mk_diag_set(diag, MK_EINVAL, "mk_db_write_lp: NULL argument");
+    if (db->opts.is_read_only) return mk_diag_set(diag, MK_EREADONLY, "%s: opened read-only", db->dir);
+    mk_write_stats st = {0};
+    mk_lp_parser *p = NULL;
+    lp_batch *b = malloc(sizeof *b);
+    mk_buf key = {0};
+    mk_err rc = MK_OK;
+    if (!b) return mk_diag_set(diag, MK_ENOMEM, "no memory for a write batch");
+    b->n = 0;
+    rc = mk_lp_parser_new(text, len, precision, 1, &p);
+    if (rc) { mk_diag_set(diag, rc, "no memory for the line-protocol parser"); goto out; }
+    int64_t now_ms_floor = now_ms;
+    for (;;) {
+        mk_lp_line line;
+        mk_lp_error err;
+        int r = mk_lp_next(p, &line, &err);
+        if (r == MK_LP_END) break;
+        if (r == MK_LP_ERROR) {
+            st.n_lines++;
+            st.n_errors++;
+            st.n_samples_rejected++;
+            if (on_err) on_err(err_ctx, err.line, err.column, err.reason);
+            continue;
+        }
+        st.n_lines++;
+        int64_t ts = line.has_ts ? line.ts_ms : now_ms_floor;
+        pthread_mutex_lock(&db->mu);
+        for (uint32_t f = 0; f < line.n_fields; f++) {
+            const mk_lp_field *fd = &line.fields[f];
+            if (fd->type == MK_LP_STRING) {
+                st.n_samples_rejected++;
+                st.n_errors++;
+                if (on_err) {
+                    char why[256];
+                    snprintf(why, sizeof why, "field '%.*s' has a string value; only numeric and boolean fields are stored (the line's other fields are kept)", (int)fd->key.len, fd->key.p);
+                    on_err(err_ctx, line.line_no, fd->column, why);
+                }
+                continue;
+            }
+            key.len = 0;
+            rc = mk_index_key_build(&key, line.measurement, line.tags, line.n_tags, fd->key);
+            if (rc) { mk_diag_set(diag, rc, "no memory for a series key"); break; }
+            uint32_t ord;
+            mk_diag d2 = {0};
+            rc = series_by_key(db, (const char *)key.data, key.len, &ord, &d2);
+            if (rc == MK_ECOLLISION || rc == MK_EINVAL) {
+                st.n_samples_rejected++;
+                st.n_errors++;
+                if (on_err) on_err(err_ctx, line.line_no, fd->column, d2.msg);
+                rc = MK_OK;
+                continue;
+            }
+            if (rc) { if (diag) *diag = d2; break; }
+            b->ords[b->n] = ord;
+            b->ts[b->n] = ts;
+            b->v[b->n] = fd->value;
+            b->n++;
+            if (b->n == LP_BATCH) {
+                rc = write_ords(db, b->ords, b->ts, b->v, b->n, diag);
+                if (rc) break;
+                st.n_samples_accepted += b->n;
+                b->n = 0;
+            }
+        }
+        pthread_mutex_unlock(&db->mu);
+        if (rc) goto out;
+    }
+    if (b->n) {
+        pthread_mutex_lock(&db->mu);
+        rc = write_ords(db, b->ords, b->ts, b->v, b->n, diag);
+        pthread_mutex_unlock(&db->mu);
+        if (!rc) st.n_samples_accepted += b->n;
+    }
+out:
+    if (stats) *stats = st;
+    mk_lp_parser_free(p);
+    mk_buf_free(&key);
+    free(b);
+    return rc;
+}
+
+/* ---- open / recover / close -------------------------------------------- */
+
+typedef struct replay_ctx {
+    mk_db *db;
+    mk_diag *diag;
+    uint64_t n_records, n_samples, n_unknown;
+} replay_ctx;
+
+static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint64_t seg)
+{
+    replay_ctx *rc = ctx;
+    mk_db *db = rc->db;
+    rc->n_records++;
+    if (type == MK_WAL_REC_SERIES) {
+        if (len < 12 || 12 + (size_t)mk_get_u32(p + 8) != len) {
+            mk_db_log(db, MK_LOG_WARN, "WAL segment %" PRIu64 ": series record of %zu bytes is malformed; skipped", seg, len);
+            return 0;
+        }
+        uint32_t ord;
+        int is_new;
+        uint64_t id;
+        mk_diag d = {0};
+        mk_err e = mk_index_add(db->index, (const char *)p + 12, len - 12, &id, &ord, &is_new, &d);
+        if (e == MK_ENOMEM) { *rc->diag = d; return e; }
+        if (e) { mk_db_log(db, MK_LOG_WARN, "WAL segment %" PRIu64 ": %s; series skipped", seg, d.msg); return 0; }
+        if (ensure_series_cap(db, mk_index_count(db->index))) return MK_ENOMEM;
+        walseg_note(db, seg, INT64_MIN);
+        return 0;
+    }
+    if (type == MK_WAL_REC_SAMPLES) {
+        if (len < 4 || 4 + 24 * (size_t)mk_get_u32(p) != len) {
+            mk_db_log(db, MK_LOG_WARN, "WAL segment %" PRIu64 ": samples record of %zu bytes is malformed; skipped", seg, len);
+            return 0;
+        }
+        uint32_t n = mk_get_u32(p);
+        int64_t max_ts = INT64_MIN;
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *q = p + 4 + 24 * (size_t)i;
+            uint32_t ord;
+            if (mk_index_ordinal(db->index, mk_get_u64(q), &ord)) { rc->n_unknown++; continue; }
+            int64_t ts = (int64_t)mk_get_u64(q + 8);
+            if (head_apply(db, ord, ts, mk_bits_f64(mk_get_u64(q + 16)))) return MK_ENOMEM;
+            if (ts > max_ts) max_ts = ts;
+            if (ts > db->max_ts_ms) db->max_ts_ms = ts;
+            rc->n_samples++;
+        }
+        walseg_note(db, seg, max_ts);
+        return 0;
+    }
+    mk_db_log(db, MK_LOG_WARN, "WAL segment %" PRIu64 ": unknown record type %u; skipped", seg, type);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Opens every block in blocks/, drops leftovers of interrupted writes and
+ * blocks that a later block replaces. A damaged block is reported and left
+ * out, never deleted, so `meerkat verify` can still name the damage. */
+static mk_err open_blocks(mk_db *db, mk_diag *diag)
+{
+    DIR *d = opendir(db->blocks_dir);
+    if (!d) return mk_diag_set(diag, mk_err_from_errno(errno), "%s: cannot list: %s", db->blocks_dir, strerror(errno));
+    mk_blockref **refs = NULL;
+    size_t n = 0, cap = 0;
+    mk_err rc = MK_OK;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > 8 && strcmp(e->d_name + len - 8, ".mkb.tmp") == 0) {
+            snprintf(path, sizeof path, "%s/%s", db->blocks_dir, e->d_name);
+            if (!db->opts.is_read_only) {
+                mk_db_log(db, MK_LOG_INFO, "%s: removing an unfinished block left by an interrupted write", path);
+                unlink(path);
+            }
+            continue;
+        }
+        if (len != 20 || strcmp(e->d_name + 16, ".mkb") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", db->blocks_dir, e->d_name);
+        mk_block *b = NULL;
+        mk_diag d2 = {0};
+        mk_err r = mk_block_open(db->env, path, &b, &d2);
+        if (r == MK_ENOMEM) { rc = mk_diag_set(diag, r, "%s", d2.msg); break; }
+        if (r == MK_ETOONEW) { rc = mk_diag_set(diag, r, "%s", d2.msg); break; }
+        uint64_t seq = strtoull(e->d_name, NULL, 16);
+        if (seq >= db->next_block_seq) db->next_block_seq = seq + 1;
+        if (r) {
+            mk_db_log(db, MK_LOG_ERROR, "%s; block left out (run `meerkat verify`)", d2.msg);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            mk_blockref **p = realloc(refs, cap * sizeof *p);
+            if (!p) { mk_block_close(b); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); break; }
+            refs = p;
+        }
+        refs[n] = blockref_new(b);
+        if (!refs[n]) { mk_block_close(b); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); break; }
+        n++;
+    }
+    closedir(d);
+    if (!rc) {
+        /* Replaced blocks: collect every replaced seq, drop those blocks. */
+        uint64_t *rep = NULL;
+        size_t n_rep = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t k;
+            const uint64_t *r = mk_block_replaced(refs[i]->b, &k);
+            if (!k) continue;
+            uint64_t *p = realloc(rep, (n_rep + k) * sizeof *p);
+            if (!p) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); break; }
+            rep = p;
+            memcpy(rep + n_rep, r, k * sizeof *r);
+            n_rep += k;
+        }
+        if (n_rep) qsort(rep, n_rep, sizeof *rep, cmp_u64);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t s = mk_block_seq(refs[i]->b);
+            if (n_rep && bsearch(&s, rep, n_rep, sizeof *rep, cmp_u64)) {
+                refs[i]->is_doomed = !db->opts.is_read_only;
+                blockref_unref(refs[i]);
+                continue;
+            }
+            refs[m++] = refs[i];
+        }
+        n = m;
+        free(rep);
+    }
+    if (!rc) {
+        rc = blockset_with(NULL, refs, n, &db->blocks);
+        if (rc) mk_diag_set(diag, rc, "no memory");
+        else n = 0;
+    }
+    for (size_t i = 0; i < n; i++) blockref_unref(refs[i]);
+    free(refs);
+    return rc;
+}
+
+static mk_err make_dir(mk_db *db, const char *path, mk_diag *diag)
+{
+    int r = db->env->mkdir(db->env, path, 0755);
+    if (r && r != -EEXIST) return mk_diag_set(diag, mk_err_from_errno(-r), "%s: cannot create directory: %s", path, strerror(-r));
+    return MK_OK;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+static mk_err take_lock(mk_db *db, mk_diag *diag)
+{
+    char *path = path_join(db->dir, "LOCK");
+    if (!path) return mk_diag_set(diag, MK_ENOMEM, "no memory");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    mk_err rc = MK_OK;
+    if (fd < 0) { rc = mk_diag_set(diag, mk_err_from_errno(errno), "%s: cannot open lock file: %s", path, strerror(errno)); goto out; }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        if (r > 0) { pid[r] = 0; pid[strcspn(pid, "\n")] = 0; }
+        rc = mk_diag_set(diag, MK_ELOCKED, "%s: data directory is in use by another process%s%s%s", db->dir,
+                         *pid ? " (pid " : "", pid, *pid ? ")" : "");
+        close(fd);
+        goto out;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)len, 0) < 0) { /* the pid is only a hint */ }
+    db->lock_fd = fd;
+out:
+    free(path);
+    return rc;
+}
+
+mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag *diag)
+{
+    if (!out) return mk_diag_set(diag, MK_EINVAL, "mk_db_open: out is NULL");
+    *out = NULL;
+    if (!dir || !*dir) return mk_diag_set(diag, MK_EINVAL, "mk_db_open: no directory given");
+    mk_db *db = calloc(1, sizeof *db);
+    if (!db) return mk_diag_set(diag, MK_ENOMEM, "no memory");
+    mk_err rc = MK_OK;
+    if (opts) db->opts = *opts;
+    else mk_options_init(&db->opts);
+    if (db->opts.block_span_ms <= 0) db->opts.block_span_ms = 2 * 3600 * 1000;
+    if (db->opts.fsync_interval_ms <= 0) db->opts.fsync_interval_ms = 1000;
+    if (!db->opts.memory_limit_bytes) db->opts.memory_limit_bytes = 512u << 20;
+    db->env = db->opts.env ? db->opts.env : mk_env_default();
+    db->lock_fd = -1;
+    db->sealed_until_ms = INT64_MIN;
+    db->max_ts_ms = INT64_MIN;
+    db->next_block_seq = 1;
+    pthread_mutex_init(&db->mu, NULL);
+    db->dir = strdup(dir);
+    db->blocks_dir = path_join(dir, "blocks");
+    db->wal_dir = path_join(dir, "wal");
+    if (!db->dir || !db->blocks_dir || !db->wal_dir) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); goto fail; }
+
+    if (!db->opts.is_read_only) {
+        if ((rc = make_dir(db, dir, diag))) goto fail;
+        if ((rc = take_lock(db, diag))) goto fail;
+        if ((rc = make_dir(db, db->blocks_dir, diag))) goto fail;
+        if ((rc = make_dir(db, db->wal_dir, diag))) goto fail;
+    } else if (access(dir, F_OK) != 0) {
+        rc = mk_diag_set(diag, MK_ENOTFOUND, "%s: no such data directory", dir);
+        goto fail;
+    }
+    if ((rc = mk_index_new(&db->index))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
+    if ((rc = mk_codec_new(&db->codec))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
+    rc = mk_index_load(db->index, db->env, db->dir, diag);
+    if (rc == MK_ENOTFOUND) rc = MK_OK;
+    if (rc) goto fail;
+    db->n_index_saved = mk_index_count(db->index);
+    if ((rc = ensure_series_cap(db, mk_index_count(db->index)))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
+    if (access(db->blocks_dir, F_OK) == 0) {
+        if ((rc = open_blocks(db, diag))) goto fail;
+    } else if ((rc = blockset_with(NULL, NULL, 0, &db->blocks))) {
+        mk_diag_set(diag, rc, "no memory");
+        goto fail;
+    }
+    /* Samples older than the newest sealed window go to the ooo path, so a
+     * replayed or late write never reopens a sealed window's xor chunk. */
+    for (size_t i = 0; i < db->blocks->n; i++) {
+        int64_t end = window_of(db, mk_block_max_ts(db->blocks->v[i]->b));
+        if (end > db->sealed_until_ms) db->sealed_until_ms = end;
+    }
+
+    mk_wal_opts wo = {db->opts.fsync, db->opts.fsync_interval_ms, 0, wal_log, db};
+    uint64_t last_seq = 0;
+    replay_ctx rctx = {db, diag, 0, 0, 0};
+    rc = mk_wal_replay(db->env, db->wal_dir, &wo, db->opts.is_read_only, replay_cb, &rctx, &last_seq, diag);
+    if (rc) goto fail;
+    if (rctx.n_unknown)
+        mk_db_log(db, MK_LOG_WARN, "WAL replay: %" PRIu64 " samples of unknown series skipped", rctx.n_unknown);
+    if (!db->opts.is_read_only && db->opts.has_wal) {
+        if ((rc = mk_wal_open(db->env, db->wal_dir, &wo, last_seq + 1, &db->wal, diag))) goto fail;
+        db->wal_seq = last_seq + 1;
+    }
+    if (!db->opts.is_read_only) {
+        if (db->opts.has_wal) rc = maybe_seal(db, diag);
+        else if (db->n_head_samples) rc = seal_head(db, 0, 1, diag); /* nothing may stay WAL-only */
+        if (rc) goto fail;
+    }
+    *out = db;
+    return MK_OK;
+fail:
+    db->opts.is_read_only = 1; /* close must not seal or write */
+    mk_db_close(db, NULL);
+    return rc;
+}
+
+mk_err mk_db_flush(mk_db *db, mk_diag *diag)
+{
+    if (!db) return mk_diag_set(diag, MK_EINVAL, "mk_db_flush: NULL db");
+    if (db->opts.is_read_only) return mk_diag_set(diag, MK_EREADONLY, "%s: opened read-only", db->dir);
+    pthread_mutex_lock(&db->mu);
+    mk_err rc = seal_head(db, 0, 1, diag);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+mk_err mk_db_close(mk_db *db, mk_diag *diag)
+{
+    if (!db) return MK_OK;
+    mk_err rc = MK_OK;
+    if (!db->opts.is_read_only && db->index) {
+        if (!db->opts.has_wal) {
+            rc = seal_head(db, 0, 1, diag);
+        } else if (db->wal) {
+            rc = mk_wal_sync(db->wal, diag);
+        }
+        if (!rc && mk_index_count(db->index) != db->n_index_saved) {
+            rc = mk_index_save(db->index, db->env, db->dir, diag);
+        }
+    }
+    if (db->wal) {
+        mk_err r2 = mk_wal_close(db->wal, rc ? NULL : diag);
+        if (!rc) rc = r2;
+    }
+    if (db->series) {
+        uint32_t n = db->index ? mk_index_count(db->index) : 0;
+        for (uint32_t i = 0; i < n; i++) {
+            mk_xor_free(&db->series[i].xor);
+            free(db->series[i].ooo);
+        }
+    }
+    free(db->series);
+    mk_blockset_unref(db->blocks);
+    mk_index_free(db->index);
+    mk_codec_free(db->codec);
+    mk_buf_free(&db->walbuf);
+    mk_buf_free(&db->keybuf);
+    free(db->walsegs);
+    if (db->lock_fd >= 0) close(db->lock_fd);
+    pthread_mutex_destroy(&db->mu);
+    free(db->dir);
+    free(db->blocks_dir);
+    free(db->wal_dir);
+    free(db);
+    return rc;
+}
+
+mk_err mk_db_stats_get(mk_db *db, mk_db_stats *st)
+{
+    if (!db || !st) return MK_EINVAL;
+    pthread_mutex_lock(&db->mu);
+    st->n_series = mk_index_count(db->index);
+    st->n_blocks = db->blocks ? db->blocks->n : 0;
+    st->n_head_samples = db->n_head_samples;
+    st->head_bytes = db->head_bytes + (uint64_t)db->cap_series * sizeof(mk_series);
+    st->wal_bytes = db->wal ? mk_wal_bytes(db->wal) : 0;
+    pthread_mutex_unlock(&db->mu);
+    return MK_OK;
+}

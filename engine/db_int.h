@@ -1,0 +1,118 @@
+/*
+ * engine/db_int.h — the database's internal state, shared by db.c (open,
+ * write, seal, recovery) and db_read.c (iterators, series look-ups).
+ *
+ * Layout of a data directory:
+ *
+ *   DIR/LOCK         flock'ed by the one process that opens DIR read-write
+ *   DIR/index.mki    series index snapshot (index.h)
+ *   DIR/wal/NNN.wal  WAL segments (wal.h)
+ *   DIR/blocks/NNN.mkb sealed blocks (block.h)
+ *
+ * Where a sample lives:
+ *
+ *   ts < sealed_until_ms ............ blocks, or the series' ooo buffer
+ *   ts >= sealed_until_ms ........... the series' xor chunk (in time order)
+ *                                     or its ooo buffer (late within the head)
+ *
+ * Invariants (all under db->mu):
+ *  - xor holds strictly increasing timestamps, all >= sealed_until_ms at the
+ *    time they were appended;
+ *  - ooo samples are newer writes than any xor sample with the same
+ *    timestamp (an xor append needs ts > last_ts, an ooo write ts <= last_ts
+ *    or ts < sealed_until_ms, and both bounds only grow until a rebuild,
+ *    which empties ooo), so on equal timestamps ooo wins, and among ooo the
+ *    later write wins;
+ *  - a block with a higher seq wins over a lower one and the head wins over
+ *    every block: the head only holds writes newer than any sealed block's.
+ */
+#ifndef MK_DB_INT_H
+#define MK_DB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "block.h"
+#include "codec.h"
+#include "env.h"
+#include "index.h"
+#include "meerkat/db.h"
+#include "wal.h"
+#include "xorchunk.h"
+
+typedef struct mk_tsv {
+    int64_t ts;
+    double v;
+} mk_tsv;
+
+/* Head state of one series, indexed by ordinal. Kept small: 100k+ exist. */
+typedef struct mk_series {
+    mk_xor xor;      /* in-order samples of the head */
+    mk_tsv *ooo;     /* late samples, in write order */
+    uint32_t n_ooo, cap_ooo;
+} mk_series;
+
+/* A sealed block shared by every block set that lists it. */
+typedef struct mk_blockref {
+    atomic_int refs;
+    mk_block *b;
+    int is_doomed; /* unlink the file when the last reference goes */
+} mk_blockref;
+
+/* Immutable list of blocks ordered by seq; readers hold a reference. */
+typedef struct mk_blockset {
+    atomic_int refs;
+    size_t n;
+    mk_blockref *v[]; /* ascending seq */
+} mk_blockset;
+
+/* Per WAL segment: the newest sample timestamp it holds, so a segment is
+ * dropped once everything in it is sealed. */
+typedef struct mk_walseg {
+    uint64_t seq;
+    int64_t max_ts;
+} mk_walseg;
+
+struct mk_db {
+    char *dir, *blocks_dir, *wal_dir;
+    mk_options opts;
+    mk_env *env;
+    int lock_fd;
+
+    pthread_mutex_t mu; /* guards everything below */
+    mk_index *index;
+    mk_series *series; /* [mk_index_count(index)] */
+    uint32_t cap_series;
+    uint32_t n_index_saved; /* series count in index.mki on disk */
+
+    mk_blockset *blocks;
+    uint64_t next_block_seq;
+    int64_t sealed_until_ms; /* see the table above */
+    int64_t max_ts_ms;       /* newest head timestamp that advances sealing */
+
+    mk_wal *wal;
+    uint64_t wal_seq; /* current segment */
+    mk_walseg *walsegs;
+    size_t n_walsegs, cap_walsegs;
+    mk_buf walbuf; /* scratch for WAL payloads */
+
+    uint64_t n_head_samples;
+    size_t head_bytes; /* xor + ooo heap bytes */
+
+    mk_codec *codec; /* sealing only, under mu */
+    mk_buf keybuf;   /* scratch for canonical keys */
+    int64_t seal_retry_at_ms; /* after a failed seal, wait before the next try */
+    int is_failed;   /* a WAL or seal failure made memory and disk disagree */
+};
+
+void mk_db_log(mk_db *db, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void mk_blockset_unref(mk_blockset *bs);
+
+/* Copies the head samples of series ord with from <= ts < to into *out
+ * (sorted, one per timestamp, newest write wins). Caller holds mu. */
+mk_err mk_db_head_samples(mk_db *db, uint32_t ord, int64_t from, int64_t to, mk_tsv **out,
+                          size_t *n);
+
+#endif

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# tools/install-deps.sh — installs, from Debian's packages, whatever the build
+# and the tests need and this machine lacks. Safe to run again: it installs
+# nothing when everything is there. Needs root (or sudo) only when something
+# is missing.
+#   tools/install-deps.sh          build + run dependencies
+#   tools/install-deps.sh --test   also what the tests need (cmocka, clang, libFuzzer)
+set -euo pipefail
+
+want_test=0
+[[ ${1:-} == --test ]] && want_test=1
+
+missing=()
+need() { # need PACKAGE TEST-COMMAND...
+  local pkg=$1; shift
+  "$@" >/dev/null 2>&1 || missing+=("$pkg")
+}
+have_header() { [[ -f /usr/include/$1 || -f /usr/include/x86_64-linux-gnu/$1 || -f /usr/include/aarch64-linux-gnu/$1 ]]; }
+
+need gcc command -v gcc
+need make command -v make
+need cmake command -v cmake
+need ninja-build command -v ninja
+need pkg-config command -v pkg-config
+need libzstd-dev have_header zstd.h
+need libxxhash-dev have_header xxhash.h
+need python3 command -v python3
+if (( want_test )); then
+  need libcmocka-dev have_header cmocka.h
+  need clang-14 command -v clang-14
+  need libfuzzer-14-dev test -e /usr/lib/llvm-14/lib/libFuzzer.a -o -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux
+  need libclang-rt-14-dev bash -c 'ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a'
+fi
+
+if (( ${#missing[@]} == 0 )); then
+  exit 0
+fi
+echo "installing: ${missing[*]}" >&2
+SUDO=
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
