@@ -40,8 +40,10 @@ if [[ ${MK_SKIP_ASAN:-0} != 1 ]]; then
 fi
 
 run_fuzz() { # run_fuzz BINARY CORPUS SECONDS: output kept in a log, shown on failure
-  local log="$1.log"
-  "$1" -max_total_time="$3" -timeout=10 -rss_limit_mb=2048 -seed=1 \
+  local log="$1.log" dict=() src
+  src="$root/tests/fuzz/$(basename "$1").dict"
+  [[ -f $src ]] && dict=(-dict="$src")
+  "$1" "${dict[@]}" -max_total_time="$3" -timeout=10 -rss_limit_mb=2048 -seed=1 \
     -artifact_prefix="$1-" "$2" >"$log" 2>&1 || { tail -40 "$log"; return 1; }
   grep -E '^#[0-9]+ *DONE' "$log" | tail -1
 }
