@@ -37,6 +37,9 @@
 #include "lp.h"
 #include "util.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #define MK_SEAL_GROUP 64 /* block writers open at once while sealing */
 
 void mk_options_init(mk_options *o)
@@ -153,7 +156,9 @@ static mk_err head_apply(mk_db *db, uint32_t ord, int64_t ts, double v)
 {
     mk_series *s = &db->series[ord];
     mk_err rc;
-    if (ts >= db->sealed_until_ms && (s->xor.count == 0 || ts > s->xor.last_ts)) {
+    /* Without a WAL (bulk import) samples are staged raw: sealing re-encodes
+     * them anyway, so Gorilla-compressing them first is work thrown away. */
+    if (db->opts.has_wal && ts >= db->sealed_until_ms && (s->xor.count == 0 || ts > s->xor.last_ts)) {
         size_t before = mk_xor_bytes(&s->xor);
         rc = mk_xor_append(&s->xor, ts, v);
         db->head_bytes += mk_xor_bytes(&s->xor) - before;
@@ -178,6 +183,9 @@ static int cmp_ooo(const void *a, const void *b)
  * timestamp. Returns the new length. */
 static size_t sort_dedup(mk_tsv *v, size_t n, mk_tsv *tmp)
 {
+    size_t k = 1;
+    while (k < n && v[k - 1].ts < v[k].ts) k++;
+    if (k >= n) return n; /* already sorted and distinct: the usual case */
     /* bottom-up merge sort: stable */
     mk_tsv *a = v, *b = tmp;
     for (size_t w = 1; w < n; w *= 2) {
@@ -716,14 +724,141 @@ out:
     return rc;
 }
 
-/* Batch of resolved samples from line protocol, written every LP_BATCH. */
-#define LP_BATCH 8192
-typedef struct lp_batch {
+/*
+ * Line protocol. Parsing happens outside db->mu; only resolving new series
+ * and applying a batch take the lock, once per batch, so several threads
+ * (an import's readers, HTTP requests) parse in parallel.
+ *
+ * A per-call cache maps the raw bytes of a line's "measurement,tags" plus a
+ * field key to the series ordinal (ordinals never change), so the canonical
+ * key is built and hashed only the first time a series is seen in the call.
+ * A miss inserts a pending entry, resolved under the lock with the batch.
+ */
+#define LP_BATCH 16384
+#define LP_PENDING 0x80000000u
+
+typedef struct lp_entry {
+    uint64_t h;
+    uint32_t ord;     /* ordinal, or LP_PENDING | index into newkeys */
+    uint32_t off;     /* raw bytes then field bytes, in cache arena */
+    uint32_t raw_len, field_len;
+} lp_entry;
+
+typedef struct lp_newkey {
+    uint32_t entry;   /* slot of its cache entry */
+    uint32_t key_off, key_len; /* canonical key in keys arena */
+    uint32_t line_no, column;
+} lp_newkey;
+
+typedef struct lp_state {
+    lp_entry *tab;
+    uint32_t cap, n; /* cap a power of two */
+    mk_buf arena;    /* raw+field bytes of cached entries */
+    mk_buf keys;     /* canonical keys of this batch's new series */
+    lp_newkey *nk;
+    uint32_t n_nk, cap_nk;
+    /* the batch */
     uint32_t ords[LP_BATCH];
     int64_t ts[LP_BATCH];
     double v[LP_BATCH];
-    size_t n;
-} lp_batch;
+    uint32_t n_pts;
+} lp_state;
+
+static mk_err lp_grow(lp_state *st)
+{
+    uint32_t cap = st->cap ? st->cap * 2 : 1024;
+    lp_entry *t = calloc(cap, sizeof *t);
+    if (!t) return MK_ENOMEM;
+    for (uint32_t i = 0; i < st->cap; i++) {
+        if (!st->tab[i].raw_len) continue;
+        uint32_t j = (uint32_t)st->tab[i].h & (cap - 1);
+        while (t[j].raw_len) j = (j + 1) & (cap - 1);
+        t[j] = st->tab[i];
+        if (st->tab[i].ord & LP_PENDING) st->nk[st->tab[i].ord & ~LP_PENDING].entry = j;
+    }
+    free(st->tab);
+    st->tab = t;
+    st->cap = cap;
+    return MK_OK;
+}
+
+/* Finds or adds the entry of (raw, field); *slot gets its index. */
+static mk_err lp_lookup(lp_state *st, mk_lp_str raw, uint64_t hraw, mk_lp_str field, uint32_t *slot,
+                        int *is_new)
+{
+    if ((st->n + 1) * 4 > st->cap * 3) {
+        mk_err rc = lp_grow(st);
+        if (rc) return rc;
+    }
+    uint64_t h = XXH3_64bits_withSeed(field.p, field.len, hraw);
+    uint32_t j = (uint32_t)h & (st->cap - 1);
+    for (;; j = (j + 1) & (st->cap - 1)) {
+        lp_entry *e = &st->tab[j];
+        if (!e->raw_len) break;
+        if (e->h == h && e->raw_len == raw.len && e->field_len == field.len &&
+            memcmp(st->arena.data + e->off, raw.p, raw.len) == 0 &&
+            memcmp(st->arena.data + e->off + raw.len, field.p, field.len) == 0) {
+            *slot = j;
+            *is_new = 0;
+            return MK_OK;
+        }
+    }
+    uint32_t off = (uint32_t)st->arena.len;
+    mk_err rc = mk_buf_append(&st->arena, raw.p, raw.len);
+    if (!rc) rc = mk_buf_append(&st->arena, field.p, field.len);
+    if (rc) return rc;
+    /* raw is never empty (it holds the measurement), so raw_len 0 marks a
+     * free slot */
+    st->tab[j] = (lp_entry){h, 0, off, raw.len, field.len};
+    st->n++;
+    *slot = j;
+    *is_new = 1;
+    return MK_OK;
+}
+
+/* Resolves the batch's new series and writes it; takes db->mu. Keys that
+ * cannot be added (collision) reject their samples via on_err. */
+static mk_err lp_flush_batch(mk_db *db, lp_state *st, mk_write_stats *ws, mk_lp_error_fn on_err,
+                             void *err_ctx, mk_diag *diag)
+{
+    mk_err rc = MK_OK;
+    pthread_mutex_lock(&db->mu);
+    for (uint32_t i = 0; i < st->n_nk; i++) {
+        lp_newkey *k = &st->nk[i];
+        uint32_t ord = UINT32_MAX;
+        mk_diag d2 = {0};
+        rc = series_by_key(db, (const char *)st->keys.data + k->key_off, k->key_len, &ord, &d2);
+        if (rc == MK_ECOLLISION || rc == MK_EINVAL) {
+            if (on_err) on_err(err_ctx, k->line_no, k->column, d2.msg);
+            ws->n_errors++;
+            ord = UINT32_MAX; /* its samples are dropped below, counted */
+            rc = MK_OK;
+        } else if (rc) {
+            if (diag) *diag = d2;
+            goto out;
+        }
+        st->tab[k->entry].ord = ord;
+    }
+    /* Pending ordinals now resolved; drop samples of refused series. */
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < st->n_pts; i++) {
+        uint32_t o = st->ords[i];
+        if (o & LP_PENDING) o = st->tab[st->nk[o & ~LP_PENDING].entry].ord;
+        if (o == UINT32_MAX) { ws->n_samples_rejected++; continue; }
+        st->ords[m] = o;
+        st->ts[m] = st->ts[i];
+        st->v[m] = st->v[i];
+        m++;
+    }
+    rc = write_ords(db, st->ords, st->ts, st->v, m, diag);
+    if (!rc) ws->n_samples_accepted += m;
+out:
+    pthread_mutex_unlock(&db->mu);
+    st->n_pts = 0;
+    st->n_nk = 0;
+    st->keys.len = 0;
+    return rc;
+}
 
 mk_err mk_db_write_lp(mk_db *db, const char *text, size_t len, mk_precision precision,
                       int64_t now_ms, mk_write_stats *stats, mk_lp_error_fn on_err, void *err_ctx,
@@ -731,82 +866,79 @@ mk_err mk_db_write_lp(mk_db *db, const char *text, size_t len, mk_precision prec
 {
     if (!db || (len && !text)) return mk_diag_set(diag, MK_EINVAL, "mk_db_write_lp: NULL argument");
     if (db->opts.is_read_only) return mk_diag_set(diag, MK_EREADONLY, "%s: opened read-only", db->dir);
-    mk_write_stats st = {0};
+    mk_write_stats ws = {0};
     mk_lp_parser *p = NULL;
-    lp_batch *b = malloc(sizeof *b);
-    mk_buf key = {0};
+    lp_state *st = calloc(1, sizeof *st);
     mk_err rc = MK_OK;
-    if (!b) return mk_diag_set(diag, MK_ENOMEM, "no memory for a write batch");
-    b->n = 0;
+    if (!st) return mk_diag_set(diag, MK_ENOMEM, "no memory for a write batch");
     rc = mk_lp_parser_new(text, len, precision, 1, &p);
     if (rc) { mk_diag_set(diag, rc, "no memory for the line-protocol parser"); goto out; }
-    int64_t now_ms_floor = now_ms;
     for (;;) {
         mk_lp_line line;
         mk_lp_error err;
         int r = mk_lp_next(p, &line, &err);
         if (r == MK_LP_END) break;
+        ws.n_lines++;
         if (r == MK_LP_ERROR) {
-            st.n_lines++;
-            st.n_errors++;
-            st.n_samples_rejected++;
+            ws.n_errors++;
+            ws.n_samples_rejected++;
             if (on_err) on_err(err_ctx, err.line, err.column, err.reason);
             continue;
         }
-        st.n_lines++;
-        int64_t ts = line.has_ts ? line.ts_ms : now_ms_floor;
-        pthread_mutex_lock(&db->mu);
+        if (st->n_pts + line.n_fields > LP_BATCH) {
+            rc = lp_flush_batch(db, st, &ws, on_err, err_ctx, diag);
+            if (rc) goto out;
+        }
+        int64_t ts = line.has_ts ? line.ts_ms : now_ms;
+        uint64_t hraw = XXH3_64bits(line.series_raw.p, line.series_raw.len);
         for (uint32_t f = 0; f < line.n_fields; f++) {
             const mk_lp_field *fd = &line.fields[f];
             if (fd->type == MK_LP_STRING) {
-                st.n_samples_rejected++;
-                st.n_errors++;
+                ws.n_samples_rejected++;
+                ws.n_errors++;
                 if (on_err) {
                     char why[256];
-                    snprintf(why, sizeof why, "field '%.*s' has a string value; only numeric and boolean fields are stored (the line's other fields are kept)", (int)fd->key.len, fd->key.p);
+                    snprintf(why, sizeof why, "field '%.*s' has a string value; only numeric and boolean fields are stored (the line's other fields are kept)",
+                             (int)(fd->key.len > 100 ? 100 : fd->key.len), fd->key.p);
                     on_err(err_ctx, line.line_no, fd->column, why);
                 }
                 continue;
             }
-            key.len = 0;
-            rc = mk_index_key_build(&key, line.measurement, line.tags, line.n_tags, fd->key);
-            if (rc) { mk_diag_set(diag, rc, "no memory for a series key"); break; }
-            uint32_t ord;
-            mk_diag d2 = {0};
-            rc = series_by_key(db, (const char *)key.data, key.len, &ord, &d2);
-            if (rc == MK_ECOLLISION || rc == MK_EINVAL) {
-                st.n_samples_rejected++;
-                st.n_errors++;
-                if (on_err) on_err(err_ctx, line.line_no, fd->column, d2.msg);
-                rc = MK_OK;
-                continue;
+            uint32_t slot;
+            int is_new;
+            rc = lp_lookup(st, line.series_raw, hraw, fd->key, &slot, &is_new);
+            if (rc) { mk_diag_set(diag, rc, "no memory for the series cache"); goto out; }
+            if (is_new) {
+                if (st->n_nk == st->cap_nk) {
+                    uint32_t cap = st->cap_nk ? st->cap_nk * 2 : 256;
+                    lp_newkey *q = realloc(st->nk, cap * sizeof *q);
+                    if (!q) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); goto out; }
+                    st->nk = q;
+                    st->cap_nk = cap;
+                }
+                uint32_t off = (uint32_t)st->keys.len;
+                rc = mk_index_key_build(&st->keys, line.measurement, line.tags, line.n_tags, fd->key);
+                if (rc) { mk_diag_set(diag, rc, "no memory for a series key"); goto out; }
+                st->nk[st->n_nk] = (lp_newkey){slot, off, (uint32_t)(st->keys.len - off), (uint32_t)line.line_no, fd->column};
+                st->tab[slot].ord = LP_PENDING | st->n_nk++;
             }
-            if (rc) { if (diag) *diag = d2; break; }
-            b->ords[b->n] = ord;
-            b->ts[b->n] = ts;
-            b->v[b->n] = fd->value;
-            b->n++;
-            if (b->n == LP_BATCH) {
-                rc = write_ords(db, b->ords, b->ts, b->v, b->n, diag);
-                if (rc) break;
-                st.n_samples_accepted += b->n;
-                b->n = 0;
-            }
+            st->ords[st->n_pts] = st->tab[slot].ord;
+            st->ts[st->n_pts] = ts;
+            st->v[st->n_pts] = fd->value;
+            st->n_pts++;
         }
-        pthread_mutex_unlock(&db->mu);
-        if (rc) goto out;
     }
-    if (b->n) {
-        pthread_mutex_lock(&db->mu);
-        rc = write_ords(db, b->ords, b->ts, b->v, b->n, diag);
-        pthread_mutex_unlock(&db->mu);
-        if (!rc) st.n_samples_accepted += b->n;
-    }
+    if (st->n_pts || st->n_nk) rc = lp_flush_batch(db, st, &ws, on_err, err_ctx, diag);
 out:
-    if (stats) *stats = st;
+    if (stats) *stats = ws;
     mk_lp_parser_free(p);
-    mk_buf_free(&key);
-    free(b);
+    if (st) {
+        free(st->tab);
+        free(st->nk);
+        mk_buf_free(&st->arena);
+        mk_buf_free(&st->keys);
+    }
+    free(st);
     return rc;
 }
 
@@ -835,7 +967,8 @@ static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint
         mk_err e = mk_index_add(db->index, (const char *)p + 12, len - 12, &id, &ord, &is_new, &d);
         if (e == MK_ENOMEM) { *rc->diag = d; return e; }
         if (e) { mk_db_log(db, MK_LOG_WARN, "WAL segment %" PRIu64 ": %s; series skipped", seg, d.msg); return 0; }
-        if (ensure_series_cap(db, mk_index_count(db->index))) return MK_ENOMEM;
+        if (ensure_series_cap(db, mk_index_count(db->index)))
+            return mk_diag_set(rc->diag, MK_ENOMEM, "WAL replay: no memory for %u series", mk_index_count(db->index));
         walseg_note(db, seg, INT64_MIN);
         return 0;
     }
@@ -851,7 +984,8 @@ static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint
             uint32_t ord;
             if (mk_index_ordinal(db->index, mk_get_u64(q), &ord)) { rc->n_unknown++; continue; }
             int64_t ts = (int64_t)mk_get_u64(q + 8);
-            if (head_apply(db, ord, ts, mk_bits_f64(mk_get_u64(q + 16)))) return MK_ENOMEM;
+            if (head_apply(db, ord, ts, mk_bits_f64(mk_get_u64(q + 16))))
+                return mk_diag_set(rc->diag, MK_ENOMEM, "WAL replay: no memory for the head (%" PRIu64 " samples so far); raise the memory available", rc->n_samples);
             if (ts > max_ts) max_ts = ts;
             if (ts > db->max_ts_ms) db->max_ts_ms = ts;
             rc->n_samples++;

@@ -13,7 +13,7 @@
  *                     mk_wal_commit returns once the record is written.
  *   MK_FSYNC_OFF      never fsynced by us.
  *
- * Thread rules: mk_wal_append / mk_wal_commit / mk_wal_cut may be called from
+ * Thread rules: mk_wal_commit / mk_wal_cut / mk_wal_sync may be called from
  * several threads at once; mk_wal_replay runs before the WAL is opened for
  * writing.
  */
