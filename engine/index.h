@@ -31,11 +31,18 @@
 
 typedef struct mk_index mk_index;
 
+/* Longest canonical key accepted, in bytes (InfluxDB's limit too); longer
+ * keys are MK_ELIMIT. */
+#define MK_INDEX_MAX_KEY_BYTES 65535u
+
 mk_err mk_index_new(mk_index **out);
 void mk_index_free(mk_index *ix); /* accepts NULL */
 
 /* Appends the canonical key of (measurement, tags sorted by key, field), all
- * unescaped, to out. */
+ * unescaped, to out. MK_EINVAL (out untouched) if a part is empty, holds a
+ * NUL byte or ends with a backslash (line protocol cannot write that), or if
+ * tag keys are not strictly ascending; MK_ELIMIT if the key would exceed
+ * MK_INDEX_MAX_KEY_BYTES. */
 mk_err mk_index_key_build(mk_buf *out, mk_lp_str measurement, const mk_lp_tag *sorted_tags,
                           uint32_t n_tags, mk_lp_str field);
 
@@ -61,7 +68,9 @@ uint32_t mk_index_count(const mk_index *ix);
  * Ordinals of the series of `measurement` (NULL = any) matching every
  * matcher and with field `field` (NULL = any), ascending; *out malloc'ed
  * (caller frees; NULL when *n == 0). Uses postings intersection; negated
- * matchers subtract postings.
+ * matchers subtract postings. As in InfluxQL, a matcher value "" stands for
+ * an absent tag: `k = ''` matches series without tag k, `k != ''` those
+ * with it. MK_EINVAL if a matcher's key or value is NULL.
  */
 mk_err mk_index_find(const mk_index *ix, const char *measurement, const mk_matcher *m, size_t n_m,
                      const char *field, uint32_t **out, size_t *n, mk_diag *diag);
@@ -77,8 +86,24 @@ mk_err mk_index_tag_values(const mk_index *ix, const char *measurement, const ch
 size_t mk_index_bytes(const mk_index *ix);
 
 /* Persist / recover (see above). Loading into a non-empty index adds the
- * file's series in order; a damaged file is MK_ECORRUPT naming the offset. */
+ * file's series in order (a key already present keeps its ordinal); a
+ * damaged file is MK_ECORRUPT naming the offset, a wrong magic MK_ENOTOURS,
+ * a newer version MK_ETOONEW, a missing file MK_ENOTFOUND. A failed load
+ * leaves the series, ids, ordinals and postings of ix as they were. */
 mk_err mk_index_save(const mk_index *ix, mk_env *env, const char *dir, mk_diag *diag);
 mk_err mk_index_load(mk_index *ix, mk_env *env, const char *dir, mk_diag *diag);
+
+/* The bytes mk_index_save writes, appended to out (caller frees out). */
+mk_err mk_index_encode(const mk_index *ix, mk_buf *out);
+
+/* mk_index_load from an index file's bytes data[0..n) (borrowed for the
+ * call); name is the file name used in diagnostics. */
+mk_err mk_index_load_buf(mk_index *ix, const uint8_t *data, size_t n, const char *name,
+                         mk_diag *diag);
+
+/* Test hook: replaces the id hash of an empty index (NULL restores
+ * mk_hash64) so tests can force MK_ECOLLISION. MK_EINVAL if ix holds series.
+ * Per index, no global state; never used outside tests and fuzz targets. */
+mk_err mk_index_set_hash_for_testing(mk_index *ix, uint64_t (*hash)(const void *p, size_t n));
 
 #endif

@@ -22,6 +22,8 @@
 #include "tools/cli.h"
 
 #define PIECE_BYTES (8u << 20)
+
+static int64_t now_ms(void);
 #define MAX_SHOWN_ERRORS 10
 
 typedef struct import_state {
@@ -65,7 +67,7 @@ static mk_err feed(mk_db *db, const char *buf, size_t len, mk_precision prec, im
             n = nl ? (size_t)(nl - (buf + off)) + 1 : len - off;
         }
         mk_write_stats ws;
-        mk_err rc = mk_db_write_lp(db, buf + off, n, prec, 0, &ws, on_error, st, diag);
+        mk_err rc = mk_db_write_lp(db, buf + off, n, prec, now_ms(), &ws, on_error, st, diag);
         tot->n_lines += ws.n_lines;
         tot->n_samples_accepted += ws.n_samples_accepted;
         tot->n_samples_rejected += ws.n_samples_rejected;
@@ -113,8 +115,15 @@ static mk_err import_stdin(mk_db *db, mk_precision prec, import_state *st, mk_wr
     return rc;
 }
 
-static mk_err import_file(mk_db *db, const char *path, mk_precision prec, import_state *st,
-                          mk_write_stats *tot, mk_diag *diag)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static mk_err import_file(mk_db *db, const char *path, mk_precision prec, int n_threads,
+                          import_state *st, mk_write_stats *tot, mk_diag *diag)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -132,7 +141,12 @@ static mk_err import_file(mk_db *db, const char *path, mk_precision prec, import
             return MK_EIO;
         }
         madvise(p, (size_t)sb.st_size, MADV_SEQUENTIAL);
-        rc = feed(db, p, (size_t)sb.st_size, prec, st, tot, diag);
+        mk_write_stats ws;
+        rc = mk_db_write_lp_parallel(db, p, (size_t)sb.st_size, prec, now_ms(), n_threads, &ws, on_error, st, diag);
+        tot->n_lines += ws.n_lines;
+        tot->n_samples_accepted += ws.n_samples_accepted;
+        tot->n_samples_rejected += ws.n_samples_rejected;
+        tot->n_errors += ws.n_errors;
         munmap(p, (size_t)sb.st_size);
     }
     close(fd);
@@ -152,6 +166,7 @@ static void help(FILE *f)
             "  --data DIR         data directory (required)\n"
             "  --precision P      timestamp unit of the input: s, ms, us or ns (default ns)\n"
             "  --block-span-ms N  time span of a block (default 7200000, 2 h)\n"
+            "  --threads N        parser threads for files (default: the number of CPUs, at most 8)\n"
             "  --help             this text\n\n"
             "Exit status: 0 all lines loaded, 1 some lines or fields rejected,\n"
             "2 usage error, 3 the load failed (I/O error, ...).\n",
@@ -163,14 +178,17 @@ int mk_cli_import(int argc, char **argv)
     const char *dir = NULL;
     mk_precision prec = MK_PRECISION_NS;
     int64_t span = 0;
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int n_threads = n_cpu > 1 ? (int)(n_cpu > 8 ? 8 : n_cpu) : 1;
     static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"threads", required_argument, 0, 'j'},
                                          {"precision", required_argument, 0, 'p'},
                                          {"block-span-ms", required_argument, 0, 'b'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:p:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:p:j:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'p':
@@ -180,6 +198,13 @@ int mk_cli_import(int argc, char **argv)
             }
             break;
         case 'b': span = strtoll(optarg, NULL, 10); break;
+        case 'j':
+            n_threads = atoi(optarg);
+            if (n_threads < 1 || n_threads > 64) {
+                fprintf(stderr, "meerkat import: --threads must be 1..64\n");
+                return MK_EXIT_USAGE;
+            }
+            break;
         case 'h': help(stdout); return MK_EXIT_OK;
         default: help(stderr); return MK_EXIT_USAGE;
         }
@@ -216,7 +241,7 @@ int mk_cli_import(int argc, char **argv)
             st.file = "<stdin>";
             rc = import_stdin(db, prec, &st, &tot, &diag);
         } else {
-            rc = import_file(db, argv[i], prec, &st, &tot, &diag);
+            rc = import_file(db, argv[i], prec, n_threads, &st, &tot, &diag);
         }
     }
     if (rc && diag.msg[0]) fprintf(stderr, "meerkat import: %s\n", diag.msg);

@@ -132,6 +132,18 @@ mk_err mk_db_write_lp(mk_db *db, const char *text, size_t len, mk_precision prec
                       int64_t now_ms, mk_write_stats *stats, mk_lp_error_fn on_err, void *err_ctx,
                       mk_diag *diag);
 
+/*
+ * As mk_db_write_lp, for bulk loads: text is cut at line ends into pieces
+ * parsed by n_threads threads (the caller's included) side by side, and
+ * applied strictly in input order, so a later line still wins over an
+ * earlier one with the same series and timestamp. on_err is called from
+ * those threads one at a time, with line numbers counted from the start of
+ * text. text must stay valid and unchanged during the call.
+ */
+mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_precision precision,
+                               int64_t now_ms, int n_threads, mk_write_stats *stats,
+                               mk_lp_error_fn on_err, void *err_ctx, mk_diag *diag);
+
 /* ---- reading ---------------------------------------------------------- */
 
 typedef struct mk_iter mk_iter;
