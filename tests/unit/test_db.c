@@ -371,6 +371,72 @@ static void test_line_protocol(void **state)
     fixture_done(&f);
 }
 
+
+/* The parallel writer cuts the text into 4 MiB pieces parsed side by side:
+ * a later line must still win over an earlier one in another piece, and
+ * error line numbers count from the start of the whole text. */
+static void test_parallel_lp_order_and_lines(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "db-lp-par");
+    f.o.has_wal = 0;
+    mk_db *db = open_db(&f);
+    size_t cap = 24u << 20, len = 0;
+    char *text = malloc(cap);
+    uint64_t line = 0, bad_lines[3] = {0, 0, 0};
+    int n_bad = 0;
+    /* 3 passes over the same (series, ts) set; the value says which pass.
+     * Each pass is about 4.5 MiB or more, so passes fall in different pieces. */
+    for (int pass = 0; pass < 3; pass++) {
+        for (int i = 0; i < 80000; i++) {
+            len += (size_t)snprintf(text + len, cap - len,
+                                    "par,host=h%d,region=eu-west-%d load=%d.5,pass=%di %lld\n", i % 50,
+                                    i % 3, pass, pass, 1700000000000LL + i);
+            line++;
+            if (i == 30000 + pass) {
+                len += (size_t)snprintf(text + len, cap - len, "par,host=h1 load=oops 1\n");
+                bad_lines[n_bad++] = ++line;
+            }
+        }
+    }
+    assert_true(len > 12u << 20);
+    errs e = {0};
+    mk_write_stats st;
+    mk_diag d = {0};
+    assert_int_equal(mk_db_write_lp_parallel(db, text, len, MK_PRECISION_MS, 0, 2, &st, on_err, &e, &d), MK_OK);
+    assert_int_equal(st.n_lines, line);
+    assert_int_equal(st.n_samples_accepted, 3 * 80000 * 2);
+    assert_int_equal(e.n, 3);
+    for (int k = 0; k < 3; k++) {
+        int found = 0;
+        for (int j = 0; j < 3; j++) found |= e.line[j] == bad_lines[k];
+        if (!found) fail_msg("error for line %" PRIu64 " not reported with that number", bad_lines[k]);
+    }
+    uint64_t *ids;
+    size_t n;
+    assert_int_equal(mk_db_find_series(db, "par", NULL, 0, "pass", &ids, &n, &d), MK_OK);
+    assert_int_equal(n, 150);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        mk_iter *it;
+        assert_int_equal(mk_db_iter(db, ids[i], INT64_MIN, INT64_MAX, &it, &d), MK_OK);
+        const int64_t *ts;
+        const double *v;
+        size_t k;
+        while (mk_iter_next(it, &ts, &v, &k, &d) == MK_OK && k) {
+            for (size_t j = 0; j < k; j++) assert_true(v[j] == 2); /* the last pass wins */
+            total += k;
+        }
+        mk_iter_free(it);
+    }
+    assert_int_equal(total, 80000);
+    free(ids);
+    free(text);
+    assert_int_equal(mk_db_close(db, NULL), MK_OK);
+    fixture_done(&f);
+}
+
 static void test_find_series(void **state)
 {
     (void)state;
@@ -465,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_line_protocol),
         cmocka_unit_test(test_find_series),
+        cmocka_unit_test(test_parallel_lp_order_and_lines),
         cmocka_unit_test(test_faults_while_sealing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
