@@ -303,7 +303,7 @@ static mk_err wal_log_series(mk_db *db, uint64_t id, const char *key, size_t len
     memcpy(db->walbuf.data + 12, key, len);
     db->walbuf.len = 12 + len;
     uint64_t seg = 0;
-    rc = mk_wal_commit(db->wal, MK_WAL_REC_SERIES, db->walbuf.data, db->walbuf.len, &seg, diag);
+    rc = mk_wal_append(db->wal, MK_WAL_REC_SERIES, db->walbuf.data, db->walbuf.len, &seg, &db->last_ticket, diag);
     if (!rc) walseg_note(db, seg, INT64_MIN);
     return rc;
 }
@@ -329,7 +329,7 @@ static mk_err wal_log_samples(mk_db *db, const uint32_t *ords, const int64_t *ts
     }
     db->walbuf.len = 4 + 24 * n;
     uint64_t seg = 0;
-    rc = mk_wal_commit(db->wal, MK_WAL_REC_SAMPLES, db->walbuf.data, db->walbuf.len, &seg, diag);
+    rc = mk_wal_append(db->wal, MK_WAL_REC_SAMPLES, db->walbuf.data, db->walbuf.len, &seg, &db->last_ticket, diag);
     if (!rc) walseg_note(db, seg, max_ts);
     return rc;
 }
@@ -633,6 +633,24 @@ static mk_err write_ords(mk_db *db, const uint32_t *ords, const int64_t *ts, con
     return MK_OK;
 }
 
+/* Called after releasing mu with the ticket of the caller's last WAL
+ * record: returns once it is durable under the policy (group commit: the
+ * fsync is shared with every writer waiting at the same time). A failure
+ * means records already applied in memory were lost from the WAL, so the
+ * database takes no more writes until it is reopened and replays what is
+ * really on disk. */
+static mk_err wal_wait(mk_db *db, mk_wal_ticket t, mk_diag *diag)
+{
+    if (!db->wal) return MK_OK;
+    mk_err rc = mk_wal_wait(db->wal, t, diag);
+    if (rc) {
+        pthread_mutex_lock(&db->mu);
+        db->is_failed = 1;
+        pthread_mutex_unlock(&db->mu);
+    }
+    return rc;
+}
+
 /* Looks up or creates the series with canonical key k; logs new ones. */
 static mk_err series_by_key(mk_db *db, const char *k, size_t len, uint32_t *ord, mk_diag *diag)
 {
@@ -692,7 +710,9 @@ mk_err mk_db_series(mk_db *db, const char *measurement, const mk_tag *tags, size
     if (!rc) rc = series_by_key(db, (const char *)db->keybuf.data, db->keybuf.len, &ord, diag);
     else mk_diag_set(diag, rc, "no memory for a series key");
     if (!rc) *id = mk_index_id_at(db->index, ord);
+    mk_wal_ticket t = db->last_ticket;
     pthread_mutex_unlock(&db->mu);
+    if (!rc) rc = wal_wait(db, t, diag);
     return rc;
 }
 
@@ -716,7 +736,9 @@ mk_err mk_db_write(mk_db *db, const mk_point *pts, size_t n, mk_diag *diag)
         v[i] = pts[i].value;
     }
     if (!rc) rc = write_ords(db, ords, ts, v, n, diag);
+    mk_wal_ticket t = db->last_ticket;
     pthread_mutex_unlock(&db->mu);
+    if (!rc) rc = wal_wait(db, t, diag);
 out:
     free(ords);
     free(ts);
@@ -865,6 +887,7 @@ static mk_err lp_reserve_pts(lp_state *st, uint32_t extra)
 static mk_err lp_flush_batch(mk_db *db, lp_state *st, mk_diag *diag)
 {
     mk_err rc = MK_OK;
+    uint32_t m = 0;
     pthread_mutex_lock(&db->mu);
     for (uint32_t i = 0; i < st->n_nk; i++) {
         lp_newkey *k = &st->nk[i];
@@ -883,7 +906,6 @@ static mk_err lp_flush_batch(mk_db *db, lp_state *st, mk_diag *diag)
         st->tab[k->entry].ord = ord;
     }
     /* Pending ordinals now resolved; drop samples of refused series. */
-    uint32_t m = 0;
     for (uint32_t i = 0; i < st->n_pts; i++) {
         uint32_t o = st->ords[i];
         if (o & LP_PENDING) o = st->tab[st->nk[o & ~LP_PENDING].entry].ord;
@@ -894,9 +916,11 @@ static mk_err lp_flush_batch(mk_db *db, lp_state *st, mk_diag *diag)
         m++;
     }
     rc = write_ords(db, st->ords, st->ts, st->v, m, diag);
-    if (!rc) st->ws.n_samples_accepted += m;
-out:
+out:;
+    mk_wal_ticket t = db->last_ticket;
     pthread_mutex_unlock(&db->mu);
+    if (!rc) rc = wal_wait(db, t, diag);
+    if (!rc) st->ws.n_samples_accepted += m;
     st->n_pts = 0;
     st->n_nk = 0;
     st->keys.len = 0;

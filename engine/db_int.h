@@ -96,6 +96,7 @@ struct mk_db {
     mk_walseg *walsegs;
     size_t n_walsegs, cap_walsegs;
     mk_buf walbuf; /* scratch for WAL payloads */
+    mk_wal_ticket last_ticket; /* of the newest record appended */
 
     uint64_t n_head_samples;
     size_t head_bytes; /* xor + ooo heap bytes */

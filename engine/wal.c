@@ -530,6 +530,8 @@ struct mk_wal {
     wal_waiter *waiters;
     mk_err failed;          /* I5 */
     char failed_msg[512];
+    uint64_t cut_epoch;     /* bumped when unsynced bytes are cut off (ALWAYS) */
+    char cut_msg[512];      /* why, for appenders that had not queued yet */
     wal_closed_seg *closed; /* older segments on disk, ascending */
     size_t n_closed, cap_closed;
 
@@ -606,6 +608,10 @@ static mk_err on_sync_failure(mk_wal *w, int rc, mk_diag *diag)
         } else {
             w->written_lsn = w->synced_lsn;
             w->seg_size = good;
+            /* Appenders that wrote but have not called mk_wal_wait yet are
+             * not queued: the epoch tells them their record is gone. */
+            w->cut_epoch++;
+            fmt_msg(w->cut_msg, sizeof w->cut_msg, "%.400s; the record was cut off", msg);
             wal_log(w->log, w->log_ctx, MK_LOG_ERROR, "%s; the uncommitted records were cut off", msg);
         }
     } else {
@@ -874,13 +880,14 @@ out:
     return err;
 }
 
-mk_err mk_wal_commit(mk_wal *w, uint8_t type, const void *payload, size_t len, uint64_t *seg_seq, mk_diag *diag)
+mk_err mk_wal_append(mk_wal *w, uint8_t type, const void *payload, size_t len, uint64_t *seg_seq,
+                     mk_wal_ticket *ticket, mk_diag *diag)
 {
     uint8_t stack[WAL_STACK_REC];
     uint8_t *rec = stack;
     mk_err err = MK_OK;
     int is_locked = 0;
-    if (!w) return mk_diag_set(diag, MK_EINVAL, "mk_wal_commit: NULL wal");
+    if (!w) return mk_diag_set(diag, MK_EINVAL, "mk_wal_append: NULL wal");
     if (type == 0) return mk_diag_set(diag, MK_EINVAL, "%s: WAL record type 0 is reserved", w->dir);
     if (len > WAL_MAX_PAYLOAD)
         return mk_diag_set(diag, MK_ELIMIT, "%s: WAL record of %zu bytes exceeds the limit of %u", w->dir, len, WAL_MAX_PAYLOAD);
@@ -926,20 +933,43 @@ mk_err mk_wal_commit(mk_wal *w, uint8_t type, const void *payload, size_t len, u
     w->seg_size += total;
     w->written_lsn += total;
     if (seg_seq) *seg_seq = w->seq;
-
-    if (w->policy == MK_FSYNC_ALWAYS) {
-        wal_waiter me = {w->written_lsn, 0, MK_OK, diag, w->waiters};
-        w->waiters = &me;
-        while (!me.is_resolved) {
-            if (!w->is_sync_running) sync_current(w, 1, NULL); /* become the leader */
-            else pthread_cond_wait(&w->cv, &w->mu);
-        }
-        err = me.err; /* the resolver filled diag */
-    }
+    if (ticket) *ticket = (mk_wal_ticket){w->written_lsn, w->cut_epoch};
 out:
     if (is_locked) pthread_mutex_unlock(&w->mu);
     if (rec != stack) free(rec);
     return err;
+}
+
+mk_err mk_wal_wait(mk_wal *w, mk_wal_ticket t, mk_diag *diag)
+{
+    if (!w) return mk_diag_set(diag, MK_EINVAL, "mk_wal_wait: NULL wal");
+    if (w->policy != MK_FSYNC_ALWAYS) return MK_OK; /* written is enough */
+    mk_err err = MK_OK;
+    pthread_mutex_lock(&w->mu);
+    if (t.epoch != w->cut_epoch) {
+        err = mk_diag_set(diag, MK_EIO, "%s", w->cut_msg);
+    } else if (t.lsn > w->synced_lsn) {
+        if (w->failed) {
+            err = failed_err(w, diag);
+        } else {
+            wal_waiter me = {t.lsn, 0, MK_OK, diag, w->waiters};
+            w->waiters = &me;
+            while (!me.is_resolved) {
+                if (!w->is_sync_running) sync_current(w, 1, NULL); /* become the leader */
+                else pthread_cond_wait(&w->cv, &w->mu);
+            }
+            err = me.err; /* the resolver filled diag */
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+mk_err mk_wal_commit(mk_wal *w, uint8_t type, const void *payload, size_t len, uint64_t *seg_seq, mk_diag *diag)
+{
+    mk_wal_ticket t;
+    mk_err err = mk_wal_append(w, type, payload, len, seg_seq, &t, diag);
+    return err ? err : mk_wal_wait(w, t, diag);
 }
 
 mk_err mk_wal_cut(mk_wal *w, uint64_t *new_seq, mk_diag *diag)

@@ -62,6 +62,23 @@ mk_err mk_wal_open(mk_env *env, const char *dir, const mk_wal_opts *opts, uint64
 mk_err mk_wal_commit(mk_wal *w, uint8_t type, const void *payload, size_t len, uint64_t *seg_seq,
                      mk_diag *diag);
 
+/*
+ * mk_wal_commit in two halves, so a caller can append in its own order
+ * under its own lock and wait for durability after releasing it (group
+ * commit across callers). mk_wal_append writes the record (handed to the OS)
+ * and returns a ticket; mk_wal_wait returns once the record is durable under
+ * the policy (at once unless MK_FSYNC_ALWAYS), or the error that lost it:
+ * after a failed fsync, a record not yet synced is cut off and its wait
+ * fails even if the caller had not started waiting.
+ */
+typedef struct mk_wal_ticket {
+    uint64_t lsn;   /* byte position just past the record */
+    uint64_t epoch; /* cut-off generation it was written in */
+} mk_wal_ticket;
+mk_err mk_wal_append(mk_wal *w, uint8_t type, const void *payload, size_t len, uint64_t *seg_seq,
+                     mk_wal_ticket *ticket, mk_diag *diag);
+mk_err mk_wal_wait(mk_wal *w, mk_wal_ticket ticket, mk_diag *diag);
+
 /* Closes the current segment (fsynced) and starts the next; *new_seq gets its
  * number. Records committed before the call are all in segments < *new_seq. */
 mk_err mk_wal_cut(mk_wal *w, uint64_t *new_seq, mk_diag *diag);

@@ -40,9 +40,10 @@ char *mk_test_dir(const char *name)
 
 static int fault(mk_faultenv *fe, int kind)
 {
-    fe->count[kind]++;
+    /* atomic: the env may be used by several threads (group commit tests) */
+    uint64_t c = __atomic_add_fetch(&fe->count[kind], 1, __ATOMIC_RELAXED);
     if (!fe->fail_at[kind]) return 0;
-    if (fe->count[kind] == fe->fail_at[kind] || (fe->is_sticky && fe->count[kind] > fe->fail_at[kind])) {
+    if (c == fe->fail_at[kind] || (fe->is_sticky && c > fe->fail_at[kind])) {
         fe->n_failed++;
         return fe->err[kind] ? fe->err[kind] : EIO;
     }

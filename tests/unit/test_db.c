@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,6 +438,111 @@ static void test_parallel_lp_order_and_lines(void **state)
     fixture_done(&f);
 }
 
+
+/* Writers and readers at once, fsync=always: every write is durable when it
+ * returns, concurrent writers share fsyncs (group commit), and a reader's
+ * snapshot holds whole batches only. */
+#define CW_THREADS 4
+#define CW_BATCHES 40
+#define CW_BATCH 50
+
+typedef struct cw_arg {
+    mk_db *db;
+    uint64_t id;
+    int is_reader;
+    uint64_t ids[CW_THREADS];
+    int n_bad;
+} cw_arg;
+
+static void *cw_writer(void *p)
+{
+    cw_arg *a = p;
+    mk_point pts[CW_BATCH];
+    for (int b = 0; b < CW_BATCHES; b++) {
+        for (int i = 0; i < CW_BATCH; i++)
+            pts[i] = (mk_point){a->id, 1700000000000 + (int64_t)(b * CW_BATCH + i) * 1000, b * CW_BATCH + i};
+        mk_diag d = {0};
+        if (mk_db_write(a->db, pts, CW_BATCH, &d)) a->n_bad++;
+    }
+    return NULL;
+}
+
+static void *cw_reader(void *p)
+{
+    cw_arg *a = p;
+    for (int round = 0; round < 200; round++) {
+        for (int w = 0; w < CW_THREADS; w++) {
+            mk_iter *it;
+            mk_diag d = {0};
+            if (mk_db_iter(a->db, a->ids[w], INT64_MIN, INT64_MAX, &it, &d)) { a->n_bad++; continue; }
+            size_t total = 0;
+            const int64_t *ts;
+            const double *v;
+            size_t n;
+            while (mk_iter_next(it, &ts, &v, &n, &d) == MK_OK && n) {
+                for (size_t i = 0; i < n; i++)
+                    if (v[i] != (double)(total + i)) a->n_bad++; /* a prefix, in order */
+                total += n;
+            }
+            if (total % CW_BATCH) a->n_bad++; /* never half a batch */
+            mk_iter_free(it);
+        }
+    }
+    return NULL;
+}
+
+static void test_concurrent_writers_and_readers(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "db-conc");
+    mk_faultenv fe;
+    mk_faultenv_init(&fe);
+    f.o.env = &fe.env;
+    f.o.fsync = MK_FSYNC_ALWAYS;
+    mk_db *db = open_db(&f);
+    cw_arg args[CW_THREADS + 2];
+    memset(args, 0, sizeof args);
+    for (int i = 0; i < CW_THREADS; i++) {
+        char host[16];
+        snprintf(host, sizeof host, "h%d", i);
+        mk_tag tags[] = {{"host", host}};
+        assert_int_equal(mk_db_series(db, "conc", tags, 1, "v", &args[i].id, NULL), MK_OK);
+    }
+    uint64_t fsyncs_before = fe.count[MK_FAULT_FSYNC];
+    pthread_t th[CW_THREADS + 2];
+    for (int i = 0; i < CW_THREADS + 2; i++) {
+        args[i].db = db;
+        args[i].is_reader = i >= CW_THREADS;
+        for (int w = 0; w < CW_THREADS; w++) args[i].ids[w] = args[w].id;
+        assert_int_equal(pthread_create(&th[i], NULL, args[i].is_reader ? cw_reader : cw_writer, &args[i]), 0);
+    }
+    for (int i = 0; i < CW_THREADS + 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < CW_THREADS + 2; i++) assert_int_equal(args[i].n_bad, 0);
+    uint64_t fsyncs = fe.count[MK_FAULT_FSYNC] - fsyncs_before;
+    printf("%d writes by %d threads took %" PRIu64 " fsyncs\n", CW_THREADS * CW_BATCHES, CW_THREADS, fsyncs);
+    assert_true(fsyncs < CW_THREADS * CW_BATCHES); /* shared */
+    assert_int_equal(mk_db_close(db, NULL), MK_OK);
+    /* all there after reopening */
+    f.o.env = NULL;
+    db = open_db(&f);
+    cw_arg r = {.db = db};
+    for (int w = 0; w < CW_THREADS; w++) r.ids[w] = args[w].id;
+    for (int w = 0; w < CW_THREADS; w++) {
+        mk_iter *it;
+        assert_int_equal(mk_db_iter(db, r.ids[w], INT64_MIN, INT64_MAX, &it, NULL), MK_OK);
+        size_t total = 0;
+        const int64_t *ts;
+        const double *v;
+        size_t n;
+        while (mk_iter_next(it, &ts, &v, &n, NULL) == MK_OK && n) total += n;
+        assert_int_equal(total, CW_BATCHES * CW_BATCH);
+        mk_iter_free(it);
+    }
+    assert_int_equal(mk_db_close(db, NULL), MK_OK);
+    fixture_done(&f);
+}
+
 static void test_find_series(void **state)
 {
     (void)state;
@@ -531,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_line_protocol),
         cmocka_unit_test(test_find_series),
+        cmocka_unit_test(test_concurrent_writers_and_readers),
         cmocka_unit_test(test_parallel_lp_order_and_lines),
         cmocka_unit_test(test_faults_while_sealing),
     };
