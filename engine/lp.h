@@ -7,7 +7,7 @@
  * Full syntax: backslash escapes in measurement (`,` and space), tag keys,
  * tag values and field keys (`,` `=` space); double-quoted string field
  * values with `\"` and `\\`; integers `12i`, unsigned `12u`; floats in every
- * form strtod accepts except hex/inf/nan words; booleans t T true True TRUE
+ * form strtod accepts except hex, inf/nan words and a leading '+'; booleans t T true True TRUE
  * f F false False FALSE; optional integer timestamp in the given precision,
  * converted to ms rounding down; `#` comment lines and blank lines; \n or
  * \r\n line ends.
