@@ -487,7 +487,7 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
             n_wins = m;
         }
     }
-    qsort(wins, n_wins, sizeof *wins, cmp_i64);
+    if (n_wins) qsort(wins, n_wins, sizeof *wins, cmp_i64);
     {
         size_t m = 0;
         for (size_t i = 0; i < n_wins; i++) if (!m || wins[m - 1] != wins[i]) wins[m++] = wins[i];

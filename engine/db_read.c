@@ -248,7 +248,7 @@ static mk_err next_group(reader *r, size_t *n, src **single, int *more, mk_diag 
             if (ts[k] >= r->from && ts[k] < r->to) r->merge[nm++] = (struct msample){ts[k], s->seq, vals[k]};
     }
     r->pos = g1;
-    qsort(r->merge, nm, sizeof *r->merge, cmp_msample);
+    if (nm) qsort(r->merge, nm, sizeof *r->merge, cmp_msample);
     if ((rc = reserve_out(r, nm))) return mk_diag_set(diag, rc, "no memory");
     size_t k = 0;
     for (size_t i = 0; i < nm; i++) {
