@@ -45,7 +45,7 @@ run_fuzz() { # run_fuzz BINARY CORPUS SECONDS: output kept in a log, shown on fa
   [[ -f $src ]] && dict=(-dict="$src")
   "$1" "${dict[@]}" -max_total_time="$3" -timeout=10 -rss_limit_mb=2048 -seed=1 \
     -artifact_prefix="$1-" "$2" >"$log" 2>&1 || { tail -40 "$log"; return 1; }
-  grep -E '^#[0-9]+ *DONE' "$log" | tail -1
+  grep -E '^Done [0-9]+ runs' "$log" | tail -1 || true
 }
 
 if [[ ${MK_SKIP_FUZZ:-0} != 1 ]]; then
