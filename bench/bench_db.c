@@ -6,6 +6,9 @@
  *   bench_db decode                                  mk_db_iter over sealed blocks
  *   bench_db memory [N_SERIES [SAMPLES_PER_SERIES]]  resident bytes per head series
  *   bench_db all                                     the three, default sizes
+ *   bench_db ingest-once [N [S]]                     one ingest run, for callgrind:
+ *     valgrind --tool=callgrind bench_db ingest-once 1000 1000
+ *     instructions per sample = total Ir / (N * S)
  *
  * Each figure is the median of 5 runs, printed with the spread. Data is
  * fleet-like: 10 s steps, values with 0 or 2 decimals. The scratch
@@ -234,6 +237,11 @@ int main(int argc, char **argv)
     if (!strcmp(what, "ingest") || !strcmp(what, "all")) bench_ingest(a ? a : 1000, b ? b : 10000);
     if (!strcmp(what, "decode") || !strcmp(what, "all")) bench_decode();
     if (!strcmp(what, "memory") || !strcmp(what, "all")) bench_memory(a ? a : 100000, b ? b : 120);
+    if (!strcmp(what, "ingest-once")) { /* one run, for valgrind --tool=callgrind */
+        uint64_t n;
+        double dt = ingest_once(a ? a : 1000, b ? b : 1000, &n);
+        printf("ingest-once: %" PRIu64 " samples in %.3f s\n", n, dt);
+    }
     rmrf(bench_dir());
     return 0;
 }

@@ -334,6 +334,55 @@ static mk_err wal_log_samples(mk_db *db, const uint32_t *ords, const int64_t *ts
     return rc;
 }
 
+/* ---- checkpoint ------------------------------------------------------- */
+
+/*
+ * DIR/checkpoint.mkc (FORMAT.md, "Checkpoint"): after a seal, samples in WAL
+ * segments below wal_seq with ts below sealed_ms are in durable blocks.
+ * Replay skips them. Losing the file only costs duplicate (identical)
+ * blocks after a restart, never data, so a damaged one is ignored with a
+ * warning.
+ */
+#define CKPT_BYTES 32
+
+static mk_err checkpoint_save(mk_db *db, uint64_t wal_seq, int64_t sealed_ms, mk_diag *diag)
+{
+    uint8_t b[CKPT_BYTES];
+    mk_put_u32(b, MK_CHECKPOINT_MAGIC);
+    mk_put_u16(b + 4, MK_CHECKPOINT_VERSION);
+    mk_put_u16(b + 6, 0);
+    mk_put_u64(b + 8, wal_seq);
+    mk_put_u64(b + 16, (uint64_t)sealed_ms);
+    mk_put_u64(b + 24, mk_hash64(b, 24));
+    mk_err rc = mk_env_write_file_atomic(db->env, db->dir, "checkpoint.mkc", b, sizeof b, diag);
+    if (!rc) {
+        db->ckpt_wal_seq = wal_seq;
+        db->ckpt_sealed_ms = sealed_ms;
+    }
+    return rc;
+}
+
+static void checkpoint_load(mk_db *db)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint.mkc", db->dir);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    mk_diag d = {0};
+    mk_err rc = mk_env_read_file(db->env, path, &b, &n, &d);
+    if (rc == MK_ENOTFOUND) return;
+    if (rc) {
+        mk_db_log(db, MK_LOG_WARN, "%s; ignored (replay may re-seal some samples)", d.msg);
+    } else if (n != CKPT_BYTES || mk_get_u32(b) != MK_CHECKPOINT_MAGIC || mk_get_u16(b + 4) != MK_CHECKPOINT_VERSION ||
+               mk_get_u64(b + 24) != mk_hash64(b, 24)) {
+        mk_db_log(db, MK_LOG_WARN, "%s: damaged checkpoint (size, magic, version or checksum); ignored (replay may re-seal some samples)", path);
+    } else {
+        db->ckpt_wal_seq = mk_get_u64(b + 8);
+        db->ckpt_sealed_ms = (int64_t)mk_get_u64(b + 16);
+    }
+    free(b);
+}
+
 /* ---- sealing ----------------------------------------------------------- */
 
 static int cmp_id_ord(const void *a, const void *b, void *ix)
@@ -554,9 +603,12 @@ wal:
         rc = mk_wal_cut(db->wal, &newseq, diag);
         if (rc) goto out;
         db->wal_seq = newseq;
-        /* Drop the prefix of segments (< newseq) whose samples are all
-         * sealed; the first one still needed stops the prefix. */
+        /* Every sample of segments < newseq older than `sealed` is in a
+         * durable block now. The checkpoint tells replay so, lest a kept
+         * segment re-add sealed samples as duplicate blocks. */
         int64_t sealed = db->n_head_samples == 0 ? INT64_MAX : db->sealed_until_ms;
+        rc = checkpoint_save(db, newseq, sealed, diag);
+        if (rc) goto out;
         uint64_t drop_below = newseq;
         size_t keep_from = 0;
         for (size_t i = 0; i < db->n_walsegs; i++) {
@@ -1141,7 +1193,7 @@ mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_preci
 typedef struct replay_ctx {
     mk_db *db;
     mk_diag *diag;
-    uint64_t n_records, n_samples, n_unknown;
+    uint64_t n_records, n_samples, n_unknown, n_skipped;
 } replay_ctx;
 
 static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint64_t seg)
@@ -1173,11 +1225,13 @@ static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint
         }
         uint32_t n = mk_get_u32(p);
         int64_t max_ts = INT64_MIN;
+        int64_t skip_below = seg < db->ckpt_wal_seq ? db->ckpt_sealed_ms : INT64_MIN;
         for (uint32_t i = 0; i < n; i++) {
             const uint8_t *q = p + 4 + 24 * (size_t)i;
             uint32_t ord;
             if (mk_index_ordinal(db->index, mk_get_u64(q), &ord)) { rc->n_unknown++; continue; }
             int64_t ts = (int64_t)mk_get_u64(q + 8);
+            if (ts < skip_below) { rc->n_skipped++; continue; } /* already in a block */
             if (head_apply(db, ord, ts, mk_bits_f64(mk_get_u64(q + 16))))
                 return mk_diag_set(rc->diag, MK_ENOMEM, "WAL replay: no memory for the head (%" PRIu64 " samples so far); raise the memory available", rc->n_samples);
             if (ts > max_ts) max_ts = ts;
@@ -1376,7 +1430,8 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
 
     mk_wal_opts wo = {db->opts.fsync, db->opts.fsync_interval_ms, 0, wal_log, db};
     uint64_t last_seq = 0;
-    replay_ctx rctx = {db, diag, 0, 0, 0};
+    replay_ctx rctx = {db, diag, 0, 0, 0, 0};
+    checkpoint_load(db);
     rc = mk_wal_replay(db->env, db->wal_dir, &wo, db->opts.is_read_only, replay_cb, &rctx, &last_seq, diag);
     if (rc) goto fail;
     if (rctx.n_unknown)

@@ -97,6 +97,8 @@ struct mk_db {
     size_t n_walsegs, cap_walsegs;
     mk_buf walbuf; /* scratch for WAL payloads */
     mk_wal_ticket last_ticket; /* of the newest record appended */
+    uint64_t ckpt_wal_seq;  /* checkpoint: samples in segments below this... */
+    int64_t ckpt_sealed_ms; /* ...older than this are sealed already */
 
     uint64_t n_head_samples;
     size_t head_bytes; /* xor + ooo heap bytes */

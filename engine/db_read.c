@@ -39,6 +39,8 @@ typedef struct reader {
     int64_t *ts;
     double *vals;
     size_t cap;
+    const int64_t *out_ts; /* the last group's samples: into ts/vals or dts/dvals */
+    const double *out_vals;
     int64_t *dts;
     double *dvals;
     struct msample { int64_t ts; uint64_t seq; double v; } *merge;
@@ -212,16 +214,11 @@ static mk_err next_group(reader *r, size_t *n, src **single, int *more, mk_diag 
         if (rc) { s->is_bad = 1; return rc; }
         r->pos = g1;
         size_t a = 0, b = m;
-        while (a < b && ts[a] < r->from) a++;
-        while (b > a && ts[b - 1] >= r->to) b--;
-        if ((rc = reserve_out(r, b - a))) return mk_diag_set(diag, rc, "no memory");
-        if (ts != r->ts) {
-            memcpy(r->ts, ts + a, (b - a) * sizeof *ts);
-            memcpy(r->vals, vals + a, (b - a) * sizeof *vals);
-        } else if (a) {
-            memmove(r->ts, ts + a, (b - a) * sizeof *ts);
-            memmove(r->vals, vals + a, (b - a) * sizeof *vals);
-        }
+        if (s->lo < r->from) while (a < b && ts[a] < r->from) a++;
+        if (s->hi >= r->to) while (b > a && ts[b - 1] >= r->to) b--;
+        /* no copy: the caller reads the decode buffer itself */
+        r->out_ts = ts + a;
+        r->out_vals = vals + a;
         *n = b - a;
         *single = s;
         return MK_OK;
@@ -257,6 +254,8 @@ static mk_err next_group(reader *r, size_t *n, src **single, int *more, mk_diag 
         r->vals[k] = r->merge[i].v;
         k++;
     }
+    r->out_ts = r->ts;
+    r->out_vals = r->vals;
     *n = k;
     return MK_OK;
 }
@@ -285,8 +284,8 @@ mk_err mk_iter_next(mk_iter *it, const int64_t **ts, const double **vals, size_t
         if (rc) return rc;
         if (!more) return MK_OK;
         if (m) {
-            *ts = it->r.ts;
-            *vals = it->r.vals;
+            *ts = it->r.out_ts;
+            *vals = it->r.out_vals;
             *n = m;
             return MK_OK;
         }
@@ -340,7 +339,7 @@ mk_err mk_sum_iter_next(mk_sum_iter *it, const mk_chunk_summary **s, int *is_dec
         if (rc) return rc;
         if (!more) return MK_OK;
         if (!m) continue;
-        mk_codec_summarise(r->ts, r->vals, (uint32_t)m, &it->cur);
+        mk_codec_summarise(r->out_ts, r->out_vals, (uint32_t)m, &it->cur);
         *s = &it->cur;
         *is_decoded = 1;
         *has = 1;

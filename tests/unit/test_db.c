@@ -11,6 +11,7 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block.h"
 #include "meerkat/meerkat.h"
 
 #define N_SERIES 12
@@ -543,6 +545,58 @@ static void test_concurrent_writers_and_readers(void **state)
     fixture_done(&f);
 }
 
+
+/* Sum of sample counts over every block file of dir. */
+static uint64_t samples_in_blocks(const char *dir)
+{
+    char bdir[4096], path[4200];
+    snprintf(bdir, sizeof bdir, "%s/blocks", dir);
+    DIR *d = opendir(bdir);
+    assert_non_null(d);
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 4 || strcmp(e->d_name + l - 4, ".mkb")) continue;
+        snprintf(path, sizeof path, "%s/%s", bdir, e->d_name);
+        mk_block *b;
+        assert_int_equal(mk_block_open(NULL, path, &b, NULL), MK_OK);
+        size_t n;
+        const mk_block_chunk *c = mk_block_chunks(b, &n);
+        for (size_t i = 0; i < n; i++) total += c[i].sum.count;
+        mk_block_close(b);
+    }
+    closedir(d);
+    return total;
+}
+
+/* A restart replays WAL segments kept for their unsealed samples; the
+ * checkpoint makes replay skip the samples of those segments that are
+ * sealed already, so no block stores a sample twice. */
+static void test_restart_seals_nothing_twice(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "db-ckpt");
+    mk_db *db = open_db(&f);
+    make_series(&f, db);
+    uint64_t n = 0;
+    for (int round = 0; round < 3; round++) {
+        mk_point pts[N_SERIES * 60];
+        size_t k = 0;
+        for (int t = 0; t < 60; t++, n += N_SERIES)
+            for (int s = 0; s < N_SERIES; s++)
+                pts[k++] = (mk_point){f.ids[s], 1700000000000 + (int64_t)(round * 60 + t) * 60000, t};
+        assert_int_equal(mk_db_write(db, pts, k, NULL), MK_OK);
+        assert_int_equal(mk_db_close(db, NULL), MK_OK);
+        db = open_db(&f);
+    }
+    assert_int_equal(mk_db_flush(db, NULL), MK_OK);
+    assert_int_equal(mk_db_close(db, NULL), MK_OK);
+    assert_int_equal(samples_in_blocks(f.dir), n);
+    fixture_done(&f);
+}
+
 static void test_find_series(void **state)
 {
     (void)state;
@@ -637,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_line_protocol),
         cmocka_unit_test(test_find_series),
+        cmocka_unit_test(test_restart_seals_nothing_twice),
         cmocka_unit_test(test_concurrent_writers_and_readers),
         cmocka_unit_test(test_parallel_lp_order_and_lines),
         cmocka_unit_test(test_faults_while_sealing),
