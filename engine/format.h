@@ -25,19 +25,46 @@
 #define MK_INDEX_MAGIC 0x58494b4du
 #define MK_INDEX_VERSION 1
 
+/* "MKCP": the checkpoint, checkpoint.mkc: after the last seal, samples in
+ * WAL segments below wal_seq with ts below sealed_ms are in blocks. */
+#define MK_CHECKPOINT_MAGIC 0x50434b4du
+#define MK_CHECKPOINT_VERSION 1
+
 /* WAL record types. */
 #define MK_WAL_REC_SERIES 1  /* a new series: id + canonical key */
 #define MK_WAL_REC_SAMPLES 2 /* a batch of (series id, ts, value) */
 
-/* Chunk column codecs (one byte each, stored in the chunk header).
- * Timestamp codecs 0x0_, value codecs 0x1_ and up; 0x80 bit = zstd stage. */
-#define MK_CODEC_TS_DOD 0x01      /* delta-of-delta, zig-zag, bit-packed */
+/* Chunk column codecs (one byte each, stored in the chunk header; layouts
+ * in engine/FORMAT.md, "Chunk payload"). Timestamp codecs 0x0_, value
+ * codecs 0x1_; the 0x80 bit on either = the column went through a zstd
+ * stage (uvarint raw length + a zstd frame without its magic number).
+ * Timestamp and scaled-value columns end in an integer stream whose layout
+ * byte (0 = all zero, 1 = bit-packed, 2 = rANS) is part of the column, not
+ * a codec id. */
+#define MK_CODEC_TS_DOD 0x01      /* first ts, first delta, delta-of-deltas as an integer stream */
 #define MK_CODEC_TS_CONST 0x02    /* constant step: first ts + step */
-#define MK_CODEC_VAL_XOR 0x11     /* Gorilla XOR */
-#define MK_CODEC_VAL_SCALED 0x12  /* scaled integer (decimal digits), delta, zig-zag, bit-packed */
+#define MK_CODEC_VAL_XOR 0x11     /* Gorilla XOR bit stream */
+#define MK_CODEC_VAL_SCALED 0x12  /* v = k / 10^e: exponent, predictor, exceptions, residual stream */
 #define MK_CODEC_VAL_CONST 0x13   /* every value the same bits */
 #define MK_CODEC_VAL_RAW 0x14     /* raw 8-byte doubles (fallback) */
 #define MK_CODEC_ZSTD_FLAG 0x80
+
+/* Inside a column: the predictor byte of a VAL_SCALED column (the residual
+ * of value i is k[i] minus the prediction)... */
+#define MK_CODEC_PRED_FOR 0    /* frame of reference: k - min(k) (no zig-zag) */
+#define MK_CODEC_PRED_PREV 1   /* k[i-1] */
+#define MK_CODEC_PRED_LIN 2    /* 2k[i-1] - k[i-2] */
+#define MK_CODEC_PRED_MEAN2 3  /* rounded mean of the last 2, 4, 8, 16, 32 values */
+#define MK_CODEC_PRED_MEAN4 4
+#define MK_CODEC_PRED_MEAN8 5
+#define MK_CODEC_PRED_MEAN16 6
+#define MK_CODEC_PRED_MEAN32 7
+#define MK_CODEC_PRED_COUNT 8
+/* ...and the layout byte of an integer stream. */
+#define MK_CODEC_INT_ZERO 0    /* every value 0: nothing stored */
+#define MK_CODEC_INT_PACK 1    /* fixed-width bit-packing */
+#define MK_CODEC_INT_RANS 2    /* zero flag + high part rANS-coded, low bits packed */
+#define MK_CODEC_INT_COUNT 3
 
 /* At most this many samples in one chunk. */
 #define MK_CHUNK_MAX_SAMPLES 8192
