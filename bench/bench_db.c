@@ -18,6 +18,7 @@
  * so read the ratios of one run and re-run before trusting a small change.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,7 @@ static void bench_memory(int n_series, int per_series)
     long before = rss_kb();
     mk_db *db = open_fresh(MK_FSYNC_OFF);
     uint64_t *ids = make_series(db, n_series);
+    long after_series = rss_kb();
     mk_point *pts = malloc((size_t)n_series * sizeof *pts);
     mk_diag d = {0};
     for (int s = 0; s < per_series; s++) {
@@ -225,7 +227,12 @@ static void bench_memory(int n_series, int per_series)
     printf("memory: %d series x %d samples each in the head (10 s steps, %.0f min)\n", n_series, per_series, per_series * 10 / 60.0);
     printf("memory: resident %.0f bytes per series (RSS after - before, /proc/self/statm; includes index, head, WAL buffers)\n",
            (after - before) * 1024.0 / n_series);
+    printf("memory: of which %.0f bytes per series before any sample (index, series table)\n",
+           (after_series - before) * 1024.0 / n_series);
     printf("memory: head structures %.0f bytes per series (mk_db_stats head_bytes)\n", (double)st.head_bytes / n_series);
+    struct mallinfo2 mi = mallinfo2();
+    printf("memory: malloc in use %.0f bytes per series, heap %.0f (mallinfo2)\n", (double)mi.uordblks / n_series,
+           (double)mi.arena / n_series);
     mk_db_close(db, NULL);
     free(ids);
 }

@@ -151,6 +151,81 @@ static mk_err ooo_push(mk_db *db, mk_series *s, int64_t ts, double v)
     return MK_OK;
 }
 
+/* ---- head files -------------------------------------------------------- */
+
+#define HEAD_CHUNK_SAMPLES 120         /* cut the open chunk at this many */
+#define HEAD_FILE_BYTES (64u << 20)    /* start a new head file past this */
+#define HEAD_PAD 16                    /* zeros after a stream (decoder reads ahead) */
+
+static void hfile_release(mk_db *db, uint32_t no)
+{
+    mk_hfile *f = &db->hfiles[no];
+    if (--f->n_live || no + 1 == db->n_hfiles || f->fd < 0) return;
+    /* empty and no longer written to: give the space back */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%u.hck", db->head_dir, no);
+    db->env->close(db->env, f->fd);
+    db->env->unlink(db->env, path);
+    f->fd = -1;
+}
+
+/* Writes bytes[0..n) to the current head file. */
+static mk_err hfile_put(mk_db *db, const uint8_t *bytes, uint32_t n, uint32_t *no, uint32_t *off)
+{
+    mk_hfile *f = db->n_hfiles ? &db->hfiles[db->n_hfiles - 1] : NULL;
+    if (!f || f->size + n > HEAD_FILE_BYTES) {
+        if (f && f->n_live == 0 && f->fd >= 0) { /* nothing in it: reuse */
+            f->size = 0;
+        } else {
+            mk_hfile *p = realloc(db->hfiles, (db->n_hfiles + 1) * sizeof *p);
+            if (!p) return MK_ENOMEM;
+            db->hfiles = p;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%u.hck", db->head_dir, db->n_hfiles);
+            int fd = db->env->open(db->env, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) return mk_err_from_errno(-fd);
+            db->hfiles[db->n_hfiles++] = (mk_hfile){fd, 0, 0};
+            if (f && f->n_live == 0) { f->n_live = 1; hfile_release(db, (uint32_t)(f - db->hfiles)); }
+            f = &db->hfiles[db->n_hfiles - 1];
+        }
+    }
+    int rc = mk_env_pwrite_all(db->env, f->fd, bytes, n, (off_t)f->size);
+    if (rc) return mk_err_from_errno(-rc);
+    *no = (uint32_t)(f - db->hfiles);
+    *off = (uint32_t)f->size;
+    f->size += n;
+    f->n_live++;
+    return MK_OK;
+}
+
+/* Moves a series' full open chunk to a head file. On failure (a full disk)
+ * the chunk simply stays in memory: nothing is lost, memory is only used. */
+static void head_cut(mk_db *db, mk_series *s)
+{
+    mk_xor *x = &s->xor;
+    if (db->opts.is_read_only) return; /* the directory may be another process's */
+    uint32_t n = ((x->n_bits + 7) >> 3) + HEAD_PAD, no, off;
+    if (n > x->cap_bytes) return; /* the stream keeps >= 9 zero bytes of slack; be safe */
+    if (s->n_hck == s->cap_hck) {
+        uint32_t cap = s->cap_hck ? s->cap_hck * 2 : 4;
+        mk_hck *p = realloc(s->hck, cap * sizeof *p);
+        if (!p) return;
+        db->head_bytes += (cap - s->cap_hck) * sizeof *p;
+        s->hck = p;
+        s->cap_hck = cap;
+    }
+    if (hfile_put(db, x->bits, n, &no, &off)) return;
+    s->hck[s->n_hck++] = (mk_hck){x->first_ts, x->last_ts, no, off, n, x->count};
+    db->head_bytes -= mk_xor_bytes(x);
+    mk_xor_free(x);
+}
+
+static int64_t inorder_last(const mk_series *s)
+{
+    if (s->xor.count) return s->xor.last_ts;
+    return s->n_hck ? s->hck[s->n_hck - 1].last_ts : INT64_MIN;
+}
+
 /* Applies one sample to the head. Only fails on out-of-memory. */
 static mk_err head_apply(mk_db *db, uint32_t ord, int64_t ts, double v)
 {
@@ -158,10 +233,12 @@ static mk_err head_apply(mk_db *db, uint32_t ord, int64_t ts, double v)
     mk_err rc;
     /* Without a WAL (bulk import) samples are staged raw: sealing re-encodes
      * them anyway, so Gorilla-compressing them first is work thrown away. */
-    if (db->opts.has_wal && ts >= db->sealed_until_ms && (s->xor.count == 0 || ts > s->xor.last_ts)) {
+    if (db->opts.has_wal && ts >= db->sealed_until_ms &&
+        ((s->xor.count == 0 && s->n_hck == 0) || ts > inorder_last(s))) {
         size_t before = mk_xor_bytes(&s->xor);
         rc = mk_xor_append(&s->xor, ts, v);
         db->head_bytes += mk_xor_bytes(&s->xor) - before;
+        if (!rc && s->xor.count >= HEAD_CHUNK_SAMPLES) head_cut(db, s);
     } else {
         rc = ooo_push(db, s, ts, v);
     }
@@ -207,30 +284,66 @@ static size_t sort_dedup(mk_tsv *v, size_t n, mk_tsv *tmp)
     return m;
 }
 
+/* Decodes a head file chunk into ts/vs (count entries). */
+static mk_err hck_decode(mk_db *db, const mk_hck *h, uint8_t **scratch, size_t *cap, int64_t *ts,
+                        double *vs)
+{
+    if (h->n_bytes > *cap) {
+        uint8_t *p = realloc(*scratch, h->n_bytes);
+        if (!p) return MK_ENOMEM;
+        *scratch = p;
+        *cap = h->n_bytes;
+    }
+    int rc = mk_env_pread_all(db->env, db->hfiles[h->file_no].fd, *scratch, h->n_bytes, h->off);
+    if (rc) return mk_err_from_errno(-rc);
+    mk_xor x = {0};
+    x.bits = *scratch;
+    x.cap_bytes = h->n_bytes;
+    x.count = h->count;
+    mk_xor_decode(&x, ts, vs);
+    return MK_OK;
+}
+
 mk_err mk_db_head_samples(mk_db *db, uint32_t ord, int64_t from, int64_t to, mk_tsv **out,
                           size_t *n_out)
 {
     mk_series *s = &db->series[ord];
-    size_t nx = s->xor.count, no = s->n_ooo;
+    size_t nx = 0, no = s->n_ooo;
     *out = NULL;
     *n_out = 0;
+    for (uint32_t c = 0; c < s->n_hck; c++)
+        if (s->hck[c].last_ts >= from && s->hck[c].first_ts < to) nx += s->hck[c].count;
+    if (s->xor.count && s->xor.last_ts >= from && s->xor.first_ts < to) nx += s->xor.count;
     if (nx + no == 0) return MK_OK;
     int64_t *ts = malloc(nx * sizeof *ts + 1);
     double *vs = malloc(nx * sizeof *vs + 1);
-    mk_tsv *all = malloc((nx + no) * sizeof *all);
+    mk_tsv *all = malloc((nx + no) * sizeof *all + 1);
     mk_tsv *tmp = malloc((no + 1) * sizeof *tmp);
+    mk_tsv *res = NULL;
+    uint8_t *scratch = NULL;
+    size_t scap = 0;
     mk_err rc = MK_OK;
     if (!ts || !vs || !all || !tmp) { rc = MK_ENOMEM; goto out; }
-    if (nx) mk_xor_decode(&s->xor, ts, vs);
+    /* in-order part: the chunks overlapping the range, oldest first */
+    size_t got = 0;
+    for (uint32_t c = 0; c < s->n_hck; c++) {
+        if (s->hck[c].last_ts < from || s->hck[c].first_ts >= to) continue;
+        if ((rc = hck_decode(db, &s->hck[c], &scratch, &scap, ts + got, vs + got))) goto out;
+        got += s->hck[c].count;
+    }
+    if (s->xor.count && s->xor.last_ts >= from && s->xor.first_ts < to) {
+        mk_xor_decode(&s->xor, ts + got, vs + got);
+        got += s->xor.count;
+    }
     /* ooo part: sorted, deduplicated (newest wins) */
     size_t mo = 0;
     for (size_t i = 0; i < no; i++)
         if (s->ooo[i].ts >= from && s->ooo[i].ts < to) all[nx + mo++] = s->ooo[i];
     mo = sort_dedup(all + nx, mo, tmp);
-    /* merge with the xor part; ooo wins on equal ts */
+    /* merge; ooo wins on equal ts */
     mk_tsv *o = all + nx;
     size_t i = 0, j = 0, k = 0;
-    mk_tsv *res = malloc((nx + mo) * sizeof *res + 1);
+    res = malloc((nx + mo) * sizeof *res + 1);
     if (!res) { rc = MK_ENOMEM; goto out; }
     while (i < nx && ts[i] < from) i++;
     while (i < nx || j < mo) {
@@ -245,7 +358,10 @@ mk_err mk_db_head_samples(mk_db *db, uint32_t ord, int64_t from, int64_t to, mk_
     }
     *out = res;
     *n_out = k;
+    res = NULL;
 out:
+    free(res);
+    free(scratch);
     free(ts);
     free(vs);
     free(all);
@@ -253,25 +369,91 @@ out:
     return rc;
 }
 
-/* Replaces the head of series ord by samples[0..n) (sorted, distinct). */
-static mk_err head_rebuild(mk_db *db, uint32_t ord, const mk_tsv *v, size_t n)
+/* Drops every head sample of series ord with ts < lim (they are sealed).
+ * Chunks wholly at or past lim are kept as they are; only a chunk that
+ * straddles lim is decoded and its newer part re-encoded. */
+static mk_err head_trim(mk_db *db, uint32_t ord, int64_t lim)
 {
     mk_series *s = &db->series[ord];
-    mk_xor nx = {0};
-    for (size_t i = 0; i < n; i++) {
-        mk_err rc = mk_xor_append(&nx, v[i].ts, v[i].v);
-        if (rc) { mk_xor_free(&nx); return rc; }
+    mk_err rc = MK_OK;
+    int64_t *ts = NULL;
+    double *vs = NULL;
+    uint8_t *scratch = NULL;
+    size_t scap = 0;
+    uint32_t m = 0;
+    for (uint32_t c = 0; c < s->n_hck; c++) {
+        mk_hck h = s->hck[c];
+        if (h.first_ts >= lim) { s->hck[m++] = h; continue; }
+        if (h.last_ts >= lim) { /* straddles: keep its tail as a new chunk */
+            ts = realloc(ts, h.count * sizeof *ts);
+            vs = realloc(vs, h.count * sizeof *vs);
+            if (!ts || !vs) { rc = MK_ENOMEM; s->hck[m++] = h; continue; }
+            if ((rc = hck_decode(db, &h, &scratch, &scap, ts, vs))) { s->hck[m++] = h; continue; }
+            mk_xor x = {0};
+            uint32_t i = 0;
+            while (i < h.count && ts[i] < lim) i++;
+            uint32_t kept = h.count - i;
+            for (; i < h.count && !rc; i++) rc = mk_xor_append(&x, ts[i], vs[i]);
+            uint32_t no, off, n = ((x.n_bits + 7) >> 3) + HEAD_PAD;
+            if (!rc && n <= x.cap_bytes && !hfile_put(db, x.bits, n, &no, &off)) {
+                s->hck[m++] = (mk_hck){x.first_ts, x.last_ts, no, off, n, x.count};
+                db->n_head_samples -= h.count - kept;
+                hfile_release(db, h.file_no);
+            } else {
+                s->hck[m++] = h; /* keep it whole: readers deduplicate */
+                if (!rc) rc = MK_EIO;
+            }
+            mk_xor_free(&x);
+            continue;
+        }
+        db->n_head_samples -= h.count;
+        hfile_release(db, h.file_no);
     }
-    db->head_bytes -= mk_xor_bytes(&s->xor) + (size_t)s->cap_ooo * sizeof(mk_tsv);
-    db->n_head_samples -= s->xor.count + s->n_ooo;
-    mk_xor_free(&s->xor);
-    free(s->ooo);
-    s->ooo = NULL;
-    s->n_ooo = s->cap_ooo = 0;
-    s->xor = nx;
-    db->head_bytes += mk_xor_bytes(&nx);
-    db->n_head_samples += n;
-    return MK_OK;
+    s->n_hck = m;
+    if (s->xor.count && s->xor.first_ts < lim) {
+        if (s->xor.last_ts < lim) {
+            db->n_head_samples -= s->xor.count;
+            db->head_bytes -= mk_xor_bytes(&s->xor);
+            mk_xor_free(&s->xor);
+        } else {
+            uint32_t cnt = s->xor.count;
+            int64_t *t2 = malloc(cnt * sizeof *t2);
+            double *v2 = malloc(cnt * sizeof *v2);
+            mk_xor x = {0};
+            mk_err r2 = t2 && v2 ? MK_OK : MK_ENOMEM;
+            if (!r2) mk_xor_decode(&s->xor, t2, v2);
+            uint32_t i = 0;
+            while (!r2 && i < cnt && t2[i] < lim) i++;
+            for (uint32_t j = i; !r2 && j < cnt; j++) r2 = mk_xor_append(&x, t2[j], v2[j]);
+            if (!r2) {
+                db->head_bytes -= mk_xor_bytes(&s->xor);
+                mk_xor_free(&s->xor);
+                s->xor = x;
+                db->head_bytes += mk_xor_bytes(&x);
+                db->n_head_samples -= i;
+            } else {
+                mk_xor_free(&x);
+                rc = r2;
+            }
+            free(t2);
+            free(v2);
+        }
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < s->n_ooo; i++)
+        if (s->ooo[i].ts >= lim) s->ooo[k++] = s->ooo[i];
+    db->n_head_samples -= s->n_ooo - k;
+    s->n_ooo = k;
+    if (k == 0 && s->cap_ooo) {
+        db->head_bytes -= (size_t)s->cap_ooo * sizeof(mk_tsv);
+        free(s->ooo);
+        s->ooo = NULL;
+        s->cap_ooo = 0;
+    }
+    free(ts);
+    free(vs);
+    free(scratch);
+    return rc;
 }
 
 /* ---- WAL bookkeeping --------------------------------------------------- */
@@ -498,9 +680,12 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
     for (uint32_t o = 0; o < n_series; o++) {
         const mk_series *s = &db->series[o];
         int64_t lo = INT64_MAX, hi = INT64_MIN;
-        if (s->xor.count && s->xor.first_ts < lim) {
-            lo = s->xor.first_ts;
-            hi = s->xor.last_ts < lim ? s->xor.last_ts : lim - 1;
+        int64_t in_first = s->n_hck ? s->hck[0].first_ts : s->xor.count ? s->xor.first_ts : INT64_MAX;
+        int has_inorder = in_first < lim;
+        if (has_inorder) {
+            int64_t in_last = inorder_last(s);
+            lo = in_first;
+            hi = in_last < lim ? in_last : lim - 1;
         }
         for (uint32_t i = 0; i < s->n_ooo; i++) {
             int64_t t = s->ooo[i].ts;
@@ -517,8 +702,8 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
         }
         if (lo > hi) continue;
         ss[n_ss++] = (seal_series){o, lo, hi};
-        if (s->xor.count && s->xor.first_ts < lim) {
-            for (int64_t w = window_of(db, s->xor.first_ts); w <= window_of(db, hi); w += span) {
+        if (has_inorder) {
+            for (int64_t w = window_of(db, in_first); w <= window_of(db, hi); w += span) {
                 if (cap_wins == n_wins) {
                     cap_wins = cap_wins ? cap_wins * 2 : 1024;
                     int64_t *p = realloc(wins, cap_wins * sizeof *p);
@@ -580,14 +765,10 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
     mk_blockset_unref(db->blocks);
     db->blocks = nbs;
     for (size_t k = 0; k < n_ss; k++) {
-        mk_tsv *v = NULL;
-        size_t n = 0;
-        mk_err r2 = mk_db_head_samples(db, ss[k].ord, lim, INT64_MAX, &v, &n);
-        if (!r2) r2 = head_rebuild(db, ss[k].ord, v, n);
-        free(v);
-        /* The sealed samples are durable; keeping them in memory too only
+        /* The sealed samples are durable; keeping some in memory too only
          * costs memory (readers deduplicate), so this is no seal failure. */
-        if (r2) mk_db_log(db, MK_LOG_WARN, "out of memory trimming the head after sealing");
+        if (head_trim(db, ss[k].ord, lim))
+            mk_db_log(db, MK_LOG_WARN, "could not trim the head after sealing (out of memory or head file I/O); it keeps some sealed samples");
     }
     if (!is_all && upto > db->sealed_until_ms) db->sealed_until_ms = upto;
 
@@ -1335,6 +1516,22 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
     return rc;
 }
 
+/* Head files left by a crash are scratch: the WAL replay rebuilds them. */
+static void clear_head_dir(mk_db *db)
+{
+    DIR *d = opendir(db->head_dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".hck") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", db->head_dir, e->d_name);
+        db->env->unlink(db->env, path);
+    }
+    closedir(d);
+}
+
 static mk_err make_dir(mk_db *db, const char *path, mk_diag *diag)
 {
     int r = db->env->mkdir(db->env, path, 0755);
@@ -1397,13 +1594,16 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
     db->dir = strdup(dir);
     db->blocks_dir = path_join(dir, "blocks");
     db->wal_dir = path_join(dir, "wal");
-    if (!db->dir || !db->blocks_dir || !db->wal_dir) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); goto fail; }
+    db->head_dir = path_join(dir, "head");
+    if (!db->dir || !db->blocks_dir || !db->wal_dir || !db->head_dir) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); goto fail; }
 
     if (!db->opts.is_read_only) {
         if ((rc = make_dir(db, dir, diag))) goto fail;
         if ((rc = take_lock(db, diag))) goto fail;
         if ((rc = make_dir(db, db->blocks_dir, diag))) goto fail;
         if ((rc = make_dir(db, db->wal_dir, diag))) goto fail;
+        if ((rc = make_dir(db, db->head_dir, diag))) goto fail;
+        clear_head_dir(db);
     } else if (access(dir, F_OK) != 0) {
         rc = mk_diag_set(diag, MK_ENOTFOUND, "%s: no such data directory", dir);
         goto fail;
@@ -1486,8 +1686,19 @@ mk_err mk_db_close(mk_db *db, mk_diag *diag)
         for (uint32_t i = 0; i < n; i++) {
             mk_xor_free(&db->series[i].xor);
             free(db->series[i].ooo);
+            free(db->series[i].hck);
         }
     }
+    /* head files are scratch: the WAL rebuilds the head at the next open */
+    for (uint32_t i = 0; i < db->n_hfiles; i++) {
+        if (db->hfiles[i].fd < 0) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%u.hck", db->head_dir, i);
+        db->env->close(db->env, db->hfiles[i].fd);
+        db->env->unlink(db->env, path);
+    }
+    free(db->hfiles);
+    free(db->head_dir);
     free(db->series);
     mk_blockset_unref(db->blocks);
     mk_index_free(db->index);

@@ -46,12 +46,34 @@ typedef struct mk_tsv {
     double v;
 } mk_tsv;
 
-/* Head state of one series, indexed by ordinal. Kept small: 100k+ exist. */
+/* A full head chunk moved out of memory into a head file (db->hfiles):
+ * mk_xor's bit stream, zero-padded so the decoder may read past its end. */
+typedef struct mk_hck {
+    int64_t first_ts, last_ts;
+    uint32_t file_no; /* index into db->hfiles */
+    uint32_t off;     /* byte offset in that file */
+    uint32_t n_bytes; /* stream bytes plus padding */
+    uint32_t count;   /* samples */
+} mk_hck;
+
+/* Head state of one series, indexed by ordinal. Kept small: 100k+ exist.
+ * In-order samples: hck[0] < hck[1] < ... < xor (by time, disjoint). */
 typedef struct mk_series {
-    mk_xor xor;      /* in-order samples of the head */
+    mk_xor xor;      /* the open chunk: newest in-order samples */
+    mk_hck *hck;     /* full chunks, on disk; oldest first */
+    uint32_t n_hck, cap_hck;
     mk_tsv *ooo;     /* late samples, in write order */
     uint32_t n_ooo, cap_ooo;
 } mk_series;
+
+/* A head file, DIR/head/<n>.hck: scratch space for full head chunks. Not
+ * durable and never read at open (the WAL rebuilds the head): only keeps
+ * memory per series small. Deleted once no chunk in it is live. */
+typedef struct mk_hfile {
+    int fd;          /* -1 once deleted */
+    uint64_t size;   /* bytes written */
+    uint64_t n_live; /* chunks referenced */
+} mk_hfile;
 
 /* A sealed block shared by every block set that lists it. */
 typedef struct mk_blockref {
@@ -102,6 +124,10 @@ struct mk_db {
 
     uint64_t n_head_samples;
     size_t head_bytes; /* xor + ooo heap bytes */
+
+    mk_hfile *hfiles; /* head files; the last one is written to */
+    uint32_t n_hfiles;
+    char *head_dir;
 
     mk_codec *codec; /* sealing only, under mu */
     mk_buf keybuf;   /* scratch for canonical keys */
