@@ -975,7 +975,16 @@ static mk_err block_load(mk_env *env, const char *path, checker *ck, mk_block **
     if (n < 6) { rc = PROBLEM(ck, MK_ECORRUPT, 4, "truncated in the header"); goto out; }
     uint16_t version = mk_get_u16(m + 4);
     if (version > MK_BLOCK_VERSION) {
-        rc = PROBLEM(ck, MK_ETOONEW, 4, "block format version %u, this build reads up to %u", version, MK_BLOCK_VERSION);
+        /* A newer writer keeps the footer's last 20 bytes (version copy at
+         * FTR_VERSION, magic at the end) where version 1 has them. If that
+         * copy disagrees, one bit flip made the header look "too new":
+         * that is damage to this block, not a reason to refuse the whole
+         * database. */
+        if (n >= HDR_BYTES + FTR_BYTES && mk_get_u32(m + n - 4) == MK_BLOCK_MAGIC &&
+            mk_get_u16(m + n - FTR_BYTES + FTR_VERSION) == version)
+            rc = PROBLEM(ck, MK_ETOONEW, 4, "block format version %u, this build reads up to %u", version, MK_BLOCK_VERSION);
+        else
+            rc = PROBLEM(ck, MK_ECORRUPT, 4, "header says format version %u but the footer does not agree: damaged header", version);
         goto out;
     }
     if (version == 0) { rc = PROBLEM(ck, MK_ECORRUPT, 4, "block format version 0"); goto out; }

@@ -1021,12 +1021,16 @@ typedef struct lp_state {
     mk_write_stats ws;
     mk_lp_error_fn on_err;
     void *err_ctx;
-    pthread_mutex_t *err_mu; /* serialises on_err across threads; may be NULL */
+    int is_deferred;  /* keep errors until the batch is applied (parallel) */
+    struct lp_err { uint64_t line; uint32_t col; char *why; } *errs;
+    uint32_t n_errs, cap_errs;
 } lp_state;
 
 static void lp_state_free(lp_state *st)
 {
     if (!st) return;
+    for (uint32_t i = 0; i < st->n_errs; i++) free(st->errs[i].why);
+    free(st->errs);
     free(st->tab);
     free(st->nk);
     free(st->ords);
@@ -1037,12 +1041,35 @@ static void lp_state_free(lp_state *st)
     free(st);
 }
 
+/* Reports a rejected line or field. A parallel writer's pieces are parsed
+ * out of order, so their errors wait in st->errs and go out in input order
+ * when the piece is applied (lp_report_deferred). */
 static void lp_report(lp_state *st, uint64_t line, uint32_t col, const char *why)
 {
     if (!st->on_err) return;
-    if (st->err_mu) pthread_mutex_lock(st->err_mu);
-    st->on_err(st->err_ctx, line, col, why);
-    if (st->err_mu) pthread_mutex_unlock(st->err_mu);
+    if (!st->is_deferred) {
+        st->on_err(st->err_ctx, line, col, why);
+        return;
+    }
+    if (st->n_errs == st->cap_errs) {
+        uint32_t cap = st->cap_errs ? st->cap_errs * 2 : 16;
+        struct lp_err *p = realloc(st->errs, cap * sizeof *p);
+        if (!p) { st->on_err(st->err_ctx, line, col, why); return; } /* out of order beats lost */
+        st->errs = p;
+        st->cap_errs = cap;
+    }
+    char *w = strdup(why);
+    if (!w) { st->on_err(st->err_ctx, line, col, why); return; }
+    st->errs[st->n_errs++] = (struct lp_err){line, col, w};
+}
+
+static void lp_report_deferred(lp_state *st)
+{
+    for (uint32_t i = 0; i < st->n_errs; i++) {
+        st->on_err(st->err_ctx, st->errs[i].line, st->errs[i].col, st->errs[i].why);
+        free(st->errs[i].why);
+    }
+    st->n_errs = 0;
 }
 
 static mk_err lp_grow(lp_state *st)
@@ -1276,7 +1303,6 @@ typedef struct lp_par {
     mk_err rc;               /* first failure; stops everyone */
     mk_diag diag;
     mk_write_stats ws;
-    pthread_mutex_t err_mu;
     mk_lp_error_fn on_err;
     void *err_ctx;
 } lp_par;
@@ -1306,7 +1332,7 @@ static void *lp_worker(void *arg)
         if (!rc) {
             st->on_err = pp->on_err;
             st->err_ctx = pp->err_ctx;
-            st->err_mu = &pp->err_mu;
+            st->is_deferred = 1;
             rc = mk_lp_parser_new(pp->text + a, n, pp->precision, first_line, &p);
         }
         if (!rc) rc = lp_parse_all(pp->db, st, p, pp->now_ms, &d);
@@ -1315,7 +1341,12 @@ static void *lp_worker(void *arg)
         while (pp->next_apply != piece && !pp->rc) pthread_cond_wait(&pp->turn, &pp->mu);
         if (!pp->rc && !rc) {
             pthread_mutex_unlock(&pp->mu);
-            rc = lp_flush_batch(pp->db, st, &d); /* the turn is ours: in order */
+            /* the turn is ours: errors and writes go out in input order
+             * (series refused while applying are reported after the
+             * piece's parse errors) */
+            lp_report_deferred(st);
+            st->is_deferred = 0;
+            rc = lp_flush_batch(pp->db, st, &d);
             pthread_mutex_lock(&pp->mu);
         }
         if (st) add_stats(&pp->ws, &st->ws);
@@ -1351,7 +1382,6 @@ mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_preci
     pp.on_err = on_err;
     pp.err_ctx = err_ctx;
     pthread_mutex_init(&pp.mu, NULL);
-    pthread_mutex_init(&pp.err_mu, NULL);
     pthread_cond_init(&pp.turn, NULL);
     pthread_t th[64];
     int n_started = 0;
@@ -1362,7 +1392,6 @@ mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_preci
     lp_worker(&pp); /* the caller's thread works too */
     for (int i = 0; i < n_started; i++) pthread_join(th[i], NULL);
     pthread_cond_destroy(&pp.turn);
-    pthread_mutex_destroy(&pp.err_mu);
     pthread_mutex_destroy(&pp.mu);
     if (stats) *stats = pp.ws;
     if (pp.rc && diag) *diag = pp.diag;
@@ -1610,9 +1639,15 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
     }
     if ((rc = mk_index_new(&db->index))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
     if ((rc = mk_codec_new(&db->codec))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
-    rc = mk_index_load(db->index, db->env, db->dir, diag);
-    if (rc == MK_ENOTFOUND) rc = MK_OK;
-    if (rc) goto fail;
+    {
+        mk_diag d2 = {0}; /* a missing index is no error: keep diag clean */
+        rc = mk_index_load(db->index, db->env, db->dir, &d2);
+        if (rc == MK_ENOTFOUND) rc = MK_OK;
+        if (rc) {
+            if (diag) *diag = d2;
+            goto fail;
+        }
+    }
     db->n_index_saved = mk_index_count(db->index);
     if ((rc = ensure_series_cap(db, mk_index_count(db->index)))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
     if (access(db->blocks_dir, F_OK) == 0) {
@@ -1636,6 +1671,31 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
     if (rc) goto fail;
     if (rctx.n_unknown)
         mk_db_log(db, MK_LOG_WARN, "WAL replay: %" PRIu64 " samples of unknown series skipped", rctx.n_unknown);
+    /* Blocks name series by id only: a series missing from the index has
+     * lost its key for good. Refuse to write over the evidence (saving an
+     * index without them) unless read-only. */
+    {
+        uint64_t n_unknown = 0, example = 0;
+        const char *where = NULL;
+        for (size_t i = 0; i < db->blocks->n; i++) {
+            size_t n;
+            const mk_block_chunk *c = mk_block_chunks(db->blocks->v[i]->b, &n);
+            uint32_t ord;
+            for (size_t k = 0; k < n; k++) {
+                if (k && c[k].series_id == c[k - 1].series_id) continue;
+                if (mk_index_ordinal(db->index, c[k].series_id, &ord) == MK_OK) continue;
+                if (!n_unknown++) { example = c[k].series_id; where = mk_block_path(db->blocks->v[i]->b); }
+            }
+        }
+        if (n_unknown) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s/index.mki: %" PRIu64 " series found in blocks are not in the series index "
+                     "(e.g. id %016" PRIx64 " in %s): the index file is missing or damaged, and series keys cannot be "
+                     "rebuilt from blocks; restore index.mki from a backup", db->dir, n_unknown, example, where);
+            if (!db->opts.is_read_only) { rc = mk_diag_set(diag, MK_ECORRUPT, "%s", msg); goto fail; }
+            mk_db_log(db, MK_LOG_ERROR, "%s", msg);
+        }
+    }
     if (!db->opts.is_read_only && db->opts.has_wal) {
         if ((rc = mk_wal_open(db->env, db->wal_dir, &wo, last_seq + 1, &db->wal, diag))) goto fail;
         db->wal_seq = last_seq + 1;

@@ -318,12 +318,13 @@ static mk_err check_header(replay_state *st, seg_reader *r, const char *path, ui
         wal_log(st->log, st->log_ctx, MK_LOG_WARN, "%s: not a Meerkat WAL segment (magic 0x%08" PRIx32 "); skipped", path, magic);
         return MK_OK;
     }
-    /* A newer version may lay its header out differently, so "too new" is
-     * decided before the checksum. */
-    if (version > MK_WAL_VERSION)
+    /* Every version keeps this 24-byte header as it is (FORMAT.md), so a
+     * "too new" version is believed only when the header checksum holds:
+     * otherwise a single flipped bit would refuse the whole database. */
+    if (version > MK_WAL_VERSION && mk_get_u64(h + 16) == mk_hash64(h, 16))
         return mk_diag_set(diag, MK_ETOONEW, "%s: WAL format version %u is newer than this build reads (%u)", path,
                            (unsigned)version, (unsigned)MK_WAL_VERSION);
-    if (version == 0 || mk_get_u64(h + 16) != mk_hash64(h, 16)) {
+    if (version == 0 || version > MK_WAL_VERSION || mk_get_u64(h + 16) != mk_hash64(h, 16)) {
         wal_log(st->log, st->log_ctx, MK_LOG_WARN, "%s: segment header is corrupt (%s); segment skipped", path,
                 version == 0 ? "version 0" : "checksum mismatch");
         return MK_OK;

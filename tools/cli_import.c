@@ -79,17 +79,19 @@ static mk_err feed(mk_db *db, const char *buf, size_t len, mk_precision prec, im
     return MK_OK;
 }
 
-static mk_err import_stdin(mk_db *db, mk_precision prec, import_state *st, mk_write_stats *tot,
-                           mk_diag *diag)
+/* Reads a stream (standard input, a pipe, a FIFO) in pieces cut at line
+ * ends. */
+static mk_err import_stream(mk_db *db, int fd, mk_precision prec, import_state *st, mk_write_stats *tot,
+                            mk_diag *diag)
 {
     size_t cap = PIECE_BYTES + 65536, len = 0;
     char *buf = malloc(cap);
     mk_err rc = MK_OK;
     if (!buf) return MK_ENOMEM;
     for (;;) {
-        ssize_t r = read(0, buf + len, cap - len);
+        ssize_t r = read(fd, buf + len, cap - len);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) { fprintf(stderr, "meerkat import: reading standard input: %s\n", strerror(errno)); rc = MK_EIO; break; }
+        if (r < 0) { fprintf(stderr, "meerkat import: reading %s: %s\n", st->file, strerror(errno)); rc = MK_EIO; break; }
         len += (size_t)r;
         if (r == 0 || len == cap) {
             /* hand over whole lines; keep the partial last line */
@@ -133,7 +135,9 @@ static mk_err import_file(mk_db *db, const char *path, mk_precision prec, int n_
     struct stat sb;
     if (fstat(fd, &sb) != 0) { close(fd); return MK_EIO; }
     mk_err rc = MK_OK;
-    if (sb.st_size > 0) {
+    if (!S_ISREG(sb.st_mode)) { /* a pipe, FIFO or <(zcat ...): no size, no mmap */
+        rc = import_stream(db, fd, prec, st, tot, diag);
+    } else if (sb.st_size > 0) {
         void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
             fprintf(stderr, "meerkat import: %s: cannot map: %s\n", path, strerror(errno));
@@ -227,19 +231,20 @@ int mk_cli_import(int argc, char **argv)
         fprintf(stderr, "meerkat import: cannot open %s: %s\n", dir, diag.msg);
         return MK_EXIT_FATAL;
     }
+    diag = (mk_diag){0}; /* mk_db_open may leave a note (index.mki missing) even on success */
     double t0 = now_s();
     mk_write_stats tot = {0};
     import_state st = {0};
     if (optind >= argc) {
         st.file = "<stdin>";
-        rc = import_stdin(db, prec, &st, &tot, &diag);
+        rc = import_stream(db, 0, prec, &st, &tot, &diag);
     }
     for (int i = optind; i < argc && !rc; i++) {
         st.file = argv[i];
         st.line_base = 0;
         if (strcmp(argv[i], "-") == 0) {
             st.file = "<stdin>";
-            rc = import_stdin(db, prec, &st, &tot, &diag);
+            rc = import_stream(db, 0, prec, &st, &tot, &diag);
         } else {
             rc = import_file(db, argv[i], prec, n_threads, &st, &tot, &diag);
         }

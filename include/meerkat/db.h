@@ -137,8 +137,8 @@ mk_err mk_db_write_lp(mk_db *db, const char *text, size_t len, mk_precision prec
  * parsed by n_threads threads (the caller's included) side by side, and
  * applied strictly in input order, so a later line still wins over an
  * earlier one with the same series and timestamp. on_err is called from
- * those threads one at a time, with line numbers counted from the start of
- * text. text must stay valid and unchanged during the call.
+ * those threads one at a time and in input order, with line numbers counted
+ * from the start of text. text must stay valid and unchanged during the call.
  */
 mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_precision precision,
                                int64_t now_ms, int n_threads, mk_write_stats *stats,

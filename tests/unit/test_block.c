@@ -612,11 +612,20 @@ static void test_magic_and_version(void **state)
     memenv_init(&me, buf, len);
     assert_int_equal(mk_block_open(&me.env, "m.mkb", &b, &d), MK_ENOTOURS);
 
+    /* A newer file: header and the footer's copy agree. */
     memcpy(buf, orig, len);
     mk_put_u16(buf + 4, MK_BLOCK_VERSION + 1);
+    mk_put_u16(buf + len - 84 + 64, MK_BLOCK_VERSION + 1);
     assert_int_equal(mk_block_open(&me.env, "m.mkb", &b, &d), MK_ETOONEW);
     assert_non_null(strstr(d.msg, "version"));
     assert_int_equal(mk_block_verify(&me.env, "m.mkb", NULL, NULL, NULL, NULL, &d), MK_ETOONEW);
+
+    /* Only the header's version changed (a bit flip): damage, not "too new",
+     * so one bad block never makes the whole database refuse to open. */
+    memcpy(buf, orig, len);
+    mk_put_u16(buf + 4, MK_BLOCK_VERSION + 1);
+    assert_int_equal(mk_block_open(&me.env, "m.mkb", &b, &d), MK_ECORRUPT);
+    assert_non_null(strstr(d.msg, "damaged header"));
 
     const char *text = "svc,host=a qps=1 1700000000\n";
     memenv_init(&me, (const uint8_t *)text, strlen(text));

@@ -507,8 +507,9 @@ static void test_bit_flips(void **state)
             rl_free(&got);
         }
     }
-    /* Every bit of the header: the segment is skipped, or (a higher version
-     * number) refused as too new. Never a record out of it. */
+    /* Every bit of the header: the segment is skipped as damaged (a flipped
+     * version bit too: the header checksum no longer holds, so it is not
+     * taken for a newer file). Never a record out of it. */
     for (size_t byte = 0; byte < HDR; byte++) {
         for (int bit = 0; bit < 8; bit++) {
             memcpy(copy, full, n_full);
@@ -520,14 +521,6 @@ static void test_bit_flips(void **state)
             lc_reset(&g_log);
             mk_err e = replay(dir, 1, &got, &last, &d);
             assert_int_equal(got.n, 0);
-            if (byte == 4 || byte == 5) {
-                uint16_t v = (uint16_t)(MK_WAL_VERSION ^ (1u << (bit + 8 * (int)(byte - 4))));
-                if (v > MK_WAL_VERSION) {
-                    assert_int_equal(e, MK_ETOONEW);
-                    assert_non_null(strstr(d.msg, "newer"));
-                    continue;
-                }
-            }
             assert_int_equal(e, MK_OK);
             assert_int_equal(g_log.n_warn, 1);
             assert_true(lc_has(&g_log, "skipped"));
