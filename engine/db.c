@@ -40,7 +40,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define MK_SEAL_GROUP 64 /* block writers open at once while sealing */
 
 void mk_options_init(mk_options *o)
 {
@@ -204,6 +203,9 @@ static void head_cut(mk_db *db, mk_series *s)
 {
     mk_xor *x = &s->xor;
     if (db->opts.is_read_only) return; /* the directory may be another process's */
+    /* Bulk import (no WAL) seals at a bounded head size anyway: writing
+     * chunks out only to read them back at sealing would be wasted I/O. */
+    if (!db->opts.has_wal) return;
     uint32_t n = ((x->n_bits + 7) >> 3) + HEAD_PAD, no, off;
     if (n > x->cap_bytes) return; /* the stream keeps >= 9 zero bytes of slack; be safe */
     if (s->n_hck == s->cap_hck) {
@@ -231,9 +233,7 @@ static mk_err head_apply(mk_db *db, uint32_t ord, int64_t ts, double v)
 {
     mk_series *s = &db->series[ord];
     mk_err rc;
-    /* Without a WAL (bulk import) samples are staged raw: sealing re-encodes
-     * them anyway, so Gorilla-compressing them first is work thrown away. */
-    if (db->opts.has_wal && ts >= db->sealed_until_ms &&
+    if (ts >= db->sealed_until_ms &&
         ((s->xor.count == 0 && s->n_hck == 0) || ts > inorder_last(s))) {
         size_t before = mk_xor_bytes(&s->xor);
         rc = mk_xor_append(&s->xor, ts, v);
@@ -573,27 +573,25 @@ static int cmp_id_ord(const void *a, const void *b, void *ix)
     return x < y ? -1 : x > y;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void block_file_path(const mk_db *db, uint64_t seq, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/%016" PRIx64 ".mkb", db->blocks_dir, seq);
 }
 
-/* Encodes samples v[0..n) of one window as chunks into writer w. */
-static mk_err seal_chunks(mk_db *db, mk_block_writer *w, uint64_t id, const mk_tsv *v, size_t n,
+/* Encodes samples v[0..n) of one series as chunks into writer w: as few
+ * chunks as MK_CHUNK_MAX_SAMPLES allows, of equal size (a 10,000-sample
+ * run makes two of 5,000, not 8,192 + 1,808: small chunks compress worse). */
+static mk_err seal_chunks(mk_codec *codec, mk_block_writer *w, uint64_t id, const mk_tsv *v, size_t n,
                           int64_t *tsb, double *vb, mk_buf *enc, mk_diag *diag)
 {
-    for (size_t off = 0; off < n; off += MK_CHUNK_MAX_SAMPLES) {
-        uint32_t m = (uint32_t)(n - off < MK_CHUNK_MAX_SAMPLES ? n - off : MK_CHUNK_MAX_SAMPLES);
+    size_t n_chunks = (n + MK_CHUNK_MAX_SAMPLES - 1) / MK_CHUNK_MAX_SAMPLES;
+    size_t per = n_chunks ? (n + n_chunks - 1) / n_chunks : 0;
+    for (size_t off = 0; off < n; off += per) {
+        uint32_t m = (uint32_t)(n - off < per ? n - off : per);
         for (uint32_t i = 0; i < m; i++) { tsb[i] = v[off + i].ts; vb[i] = v[off + i].v; }
         mk_chunk_summary sum;
         enc->len = 0;
-        mk_err rc = mk_codec_encode(db->codec, tsb, vb, m, enc, &sum);
+        mk_err rc = mk_codec_encode(codec, tsb, vb, m, enc, &sum);
         if (rc) return mk_diag_set(diag, rc, "encoding a chunk of %u samples failed", m);
         rc = mk_block_writer_add(w, id, &sum, enc->data, enc->len, diag);
         if (rc) return rc;
@@ -606,55 +604,159 @@ typedef struct seal_series {
     int64_t lo, hi; /* oldest and newest head sample below the limit */
 } seal_series;
 
-/* One group of up to MK_SEAL_GROUP windows sealed together: one lazily
- * opened block writer per window. */
-typedef struct seal_group {
-    int64_t win[MK_SEAL_GROUP];
-    mk_block_writer *w[MK_SEAL_GROUP];
-    uint64_t seq[MK_SEAL_GROUP];
-    int n;
-} seal_group;
+/* One block to write: the head samples in [from, to). */
+typedef struct seal_block {
+    int64_t from, to;
+    uint64_t seq;
+    mk_blockref *made; /* the result, opened */
+    mk_err rc;
+    mk_diag diag;
+} seal_block;
 
-static mk_err seal_group_run(mk_db *db, seal_group *g, const seal_series *ss, size_t n_ss,
-                             int64_t lim, int64_t *tsb, double *vb, mk_buf *enc, mk_diag *diag)
+typedef struct seal_job {
+    mk_db *db;
+    const seal_series *ss;
+    size_t n_ss;
+    int64_t lim;
+    seal_block *blocks;
+    size_t n_blocks;
+    atomic_size_t next;
+    atomic_int has_failed;
+} seal_job;
+
+/* Writes one block: every series with samples in the block's range, in
+ * ascending id order. Runs on worker threads while the sealing thread holds
+ * db->mu, so the head is only read here. */
+static void seal_one(seal_job *j, seal_block *b, mk_codec *codec, int64_t *tsb, double *vb, mk_buf *enc)
 {
-    int64_t span = db->opts.block_span_ms;
-    int64_t gs = g->win[0], ge = g->win[g->n - 1] + span;
-    if (ge > lim) ge = lim;
+    mk_db *db = j->db;
+    int64_t to = b->to < j->lim ? b->to : j->lim;
+    mk_block_writer *w = NULL;
     mk_err rc = MK_OK;
-    for (size_t k = 0; k < n_ss && !rc; k++) {
-        if (ss[k].hi < gs || ss[k].lo >= ge) continue;
+    for (size_t k = 0; k < j->n_ss && !rc && !atomic_load(&j->has_failed); k++) {
+        if (j->ss[k].hi < b->from || j->ss[k].lo >= to) continue;
         mk_tsv *v = NULL;
         size_t n = 0;
-        rc = mk_db_head_samples(db, ss[k].ord, gs, ge, &v, &n);
-        if (rc) { mk_diag_set(diag, rc, "no memory to seal the head"); break; }
-        uint64_t id = mk_index_id_at(db->index, ss[k].ord);
-        int slot = 0;
-        for (size_t i = 0; i < n && !rc;) {
-            int64_t w = window_of(db, v[i].ts);
-            size_t j = i;
-            while (j < n && v[j].ts < w + span) j++;
-            while (slot < g->n && g->win[slot] < w) slot++;
-            if (slot == g->n || g->win[slot] != w) {
-                rc = mk_diag_set(diag, MK_EINTERNAL, "sealing: window %" PRId64 " not planned", w);
-                break;
-            }
-            if (!g->w[slot]) {
-                g->seq[slot] = db->next_block_seq++;
-                rc = mk_block_writer_open(db->env, db->blocks_dir, g->seq[slot], &g->w[slot], diag);
-                if (rc) break;
-            }
-            rc = seal_chunks(db, g->w[slot], id, v + i, j - i, tsb, vb, enc, diag);
-            i = j;
-        }
+        rc = mk_db_head_samples(db, j->ss[k].ord, b->from, to, &v, &n);
+        if (rc) { mk_diag_set(&b->diag, rc, "no memory to seal the head"); break; }
+        if (n && !w) rc = mk_block_writer_open(db->env, db->blocks_dir, b->seq, &w, &b->diag);
+        if (n && !rc) rc = seal_chunks(codec, w, mk_index_id_at(db->index, j->ss[k].ord), v, n, tsb, vb, enc, &b->diag);
         free(v);
     }
-    return rc;
+    if (w && (rc || atomic_load(&j->has_failed))) {
+        mk_block_writer_abort(w);
+        w = NULL;
+    }
+    if (w && !(rc = mk_block_writer_finish(w, &b->diag))) {
+        char path[4096];
+        block_file_path(db, b->seq, path, sizeof path);
+        mk_block *blk = NULL;
+        rc = mk_block_open(db->env, path, &blk, &b->diag);
+        if (!rc && !(b->made = blockref_new(blk))) {
+            mk_block_close(blk);
+            rc = mk_diag_set(&b->diag, MK_ENOMEM, "no memory");
+        }
+        if (rc) unlink(path);
+    }
+    b->rc = rc;
+    if (rc) atomic_store(&j->has_failed, 1);
 }
+
+static void *seal_worker(void *arg)
+{
+    seal_job *j = arg;
+    mk_codec *codec = NULL;
+    int64_t *tsb = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *tsb);
+    double *vb = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *vb);
+    mk_buf enc = {0};
+    int is_ok = tsb && vb && mk_codec_new(&codec) == MK_OK;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n_blocks) break;
+        seal_block *b = &j->blocks[i];
+        if (!is_ok) {
+            b->rc = mk_diag_set(&b->diag, MK_ENOMEM, "no memory to seal the head");
+            atomic_store(&j->has_failed, 1);
+            continue;
+        }
+        if (atomic_load(&j->has_failed)) continue;
+        seal_one(j, b, codec, tsb, vb, &enc);
+    }
+    mk_codec_free(codec);
+    free(tsb);
+    free(vb);
+    mk_buf_free(&enc);
+    return NULL;
+}
+
+/* Sample count per window, for planning blocks. */
+typedef struct win_count {
+    int64_t w;
+    double n;
+} win_count;
+
+typedef struct win_map {
+    win_count *v;
+    size_t n, cap; /* open addressing, cap a power of two; w == INT64_MIN free */
+} win_map;
+
+static int win_add(win_map *m, int64_t w, double n)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        win_count *v = malloc(cap * sizeof *v);
+        if (!v) return -1;
+        for (size_t i = 0; i < cap; i++) v[i].w = INT64_MIN;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->v[i].w == INT64_MIN) continue;
+            size_t j = (size_t)mk_hash64(&m->v[i].w, 8) & (cap - 1);
+            while (v[j].w != INT64_MIN) j = (j + 1) & (cap - 1);
+            v[j] = m->v[i];
+        }
+        free(m->v);
+        m->v = v;
+        m->cap = cap;
+    }
+    size_t j = (size_t)mk_hash64(&w, 8) & (m->cap - 1);
+    while (m->v[j].w != INT64_MIN && m->v[j].w != w) j = (j + 1) & (m->cap - 1);
+    if (m->v[j].w == INT64_MIN) { m->v[j] = (win_count){w, 0}; m->n++; }
+    m->v[j].n += n;
+    return 0;
+}
+
+/* Spreads a chunk's count over the windows its time range covers. */
+static int win_add_range(mk_db *db, win_map *m, int64_t first, int64_t last, double count)
+{
+    int64_t span = db->opts.block_span_ms, w0 = window_of(db, first), w1 = window_of(db, last);
+    if (w0 == w1) return win_add(m, w0, count);
+    double per_ms = count / ((double)last - (double)first + 1);
+    for (int64_t w = w0;; w += span) {
+        int64_t a = w > first ? w : first, b = w + span - 1 < last ? w + span - 1 : last;
+        if (win_add(m, w, per_ms * ((double)b - (double)a + 1))) return -1;
+        if (w >= w1 || w > INT64_MAX - span) break;
+    }
+    return 0;
+}
+
+static int cmp_win(const void *a, const void *b)
+{
+    int64_t x = ((const win_count *)a)->w, y = ((const win_count *)b)->w;
+    return x < y ? -1 : x > y;
+}
+
+/* Longest span one block may cover when sparse windows are merged. */
+#define MK_SEAL_MAX_SPAN_MS (31LL * 86400 * 1000)
 
 /*
  * Seals every head sample with ts < upto. With is_all, seals the whole head
  * without advancing sealed_until_ms (mk_db_flush, memory pressure).
+ *
+ * Blocks are time-partitioned by block span, but consecutive windows whose
+ * samples are few are merged into one block (up to about
+ * MK_CHUNK_MAX_SAMPLES samples per series, and at most
+ * MK_SEAL_MAX_SPAN_MS): a year of sparse history is then a dozen blocks of
+ * long chunks, not four thousand files of a few samples each. Dense data
+ * keeps one window per block. Blocks are written by up to 4 threads.
  */
 static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
 {
@@ -662,101 +764,102 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
     int64_t lim = is_all ? INT64_MAX : upto, span = db->opts.block_span_ms;
     mk_err rc = MK_OK;
     seal_series *ss = NULL;
-    int64_t *wins = NULL, *tsb = NULL;
-    double *vb = NULL;
-    mk_buf enc = {0};
+    seal_block *blocks = NULL;
+    win_map wm = {0};
+    size_t n_ss = 0, n_blocks = 0;
     mk_blockref **made = NULL;
-    size_t n_ss = 0, n_wins = 0, cap_wins = 0, n_made = 0, cap_made = 0;
+    size_t n_made = 0;
 
     if (db->n_head_samples == 0) goto wal;
     ss = malloc((size_t)n_series * sizeof *ss + 1);
-    tsb = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *tsb);
-    vb = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *vb);
-    if (!ss || !tsb || !vb) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+    if (!ss) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
 
-    /* Plan: which series have samples below lim, and in which windows. The
-     * xor part is taken as covering every window between its first and last
-     * sample; a window that turns out empty costs a skipped slot. */
+    /* Plan: which series have samples below lim, and how many per window. */
     for (uint32_t o = 0; o < n_series; o++) {
         const mk_series *s = &db->series[o];
         int64_t lo = INT64_MAX, hi = INT64_MIN;
-        int64_t in_first = s->n_hck ? s->hck[0].first_ts : s->xor.count ? s->xor.first_ts : INT64_MAX;
-        int has_inorder = in_first < lim;
-        if (has_inorder) {
-            int64_t in_last = inorder_last(s);
-            lo = in_first;
-            hi = in_last < lim ? in_last : lim - 1;
+        int fail = 0;
+        for (uint32_t c = 0; c < s->n_hck && !fail; c++) {
+            const mk_hck *h = &s->hck[c];
+            if (h->first_ts >= lim) break;
+            int64_t last = h->last_ts < lim ? h->last_ts : lim - 1;
+            if (h->first_ts < lo) lo = h->first_ts;
+            if (last > hi) hi = last;
+            fail = win_add_range(db, &wm, h->first_ts, last, h->count);
         }
-        for (uint32_t i = 0; i < s->n_ooo; i++) {
+        if (s->xor.count && s->xor.first_ts < lim && !fail) {
+            int64_t last = s->xor.last_ts < lim ? s->xor.last_ts : lim - 1;
+            if (s->xor.first_ts < lo) lo = s->xor.first_ts;
+            if (last > hi) hi = last;
+            fail = win_add_range(db, &wm, s->xor.first_ts, last, s->xor.count);
+        }
+        /* ooo samples are mostly in time order: count runs per window */
+        int64_t run_w = INT64_MIN;
+        double run_n = 0;
+        for (uint32_t i = 0; i < s->n_ooo && !fail; i++) {
             int64_t t = s->ooo[i].ts;
             if (t >= lim) continue;
             if (t < lo) lo = t;
             if (t > hi) hi = t;
-            if (cap_wins == n_wins) {
-                cap_wins = cap_wins ? cap_wins * 2 : 1024;
-                int64_t *p = realloc(wins, cap_wins * sizeof *p);
-                if (!p) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
-                wins = p;
+            int64_t w = window_of(db, t);
+            if (w != run_w) {
+                if (run_n) fail = win_add(&wm, run_w, run_n);
+                run_w = w;
+                run_n = 0;
             }
-            wins[n_wins++] = window_of(db, t);
+            run_n++;
         }
-        if (lo > hi) continue;
-        ss[n_ss++] = (seal_series){o, lo, hi};
-        if (has_inorder) {
-            for (int64_t w = window_of(db, in_first); w <= window_of(db, hi); w += span) {
-                if (cap_wins == n_wins) {
-                    cap_wins = cap_wins ? cap_wins * 2 : 1024;
-                    int64_t *p = realloc(wins, cap_wins * sizeof *p);
-                    if (!p) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
-                    wins = p;
-                }
-                wins[n_wins++] = w;
-                if (w > INT64_MAX - span) break;
-            }
-        }
-        if (n_wins > 4096) { /* keep the plan small: dedup as we go */
-            qsort(wins, n_wins, sizeof *wins, cmp_i64);
-            size_t m = 0;
-            for (size_t i = 0; i < n_wins; i++) if (!m || wins[m - 1] != wins[i]) wins[m++] = wins[i];
-            n_wins = m;
-        }
+        if (run_n && !fail) fail = win_add(&wm, run_w, run_n);
+        if (fail) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+        if (lo <= hi) ss[n_ss++] = (seal_series){o, lo, hi};
     }
-    if (n_wins) qsort(wins, n_wins, sizeof *wins, cmp_i64);
-    {
-        size_t m = 0;
-        for (size_t i = 0; i < n_wins; i++) if (!m || wins[m - 1] != wins[i]) wins[m++] = wins[i];
-        n_wins = m;
-    }
+    if (n_ss == 0) goto publish;
     qsort_r(ss, n_ss, sizeof *ss, cmp_id_ord, db->index); /* ord is the first member */
 
-    for (size_t wi = 0; wi < n_wins && !rc;) {
-        seal_group g;
-        memset(&g, 0, sizeof g);
-        while (wi < n_wins && g.n < MK_SEAL_GROUP) g.win[g.n++] = wins[wi++];
-        rc = seal_group_run(db, &g, ss, n_ss, lim, tsb, vb, &enc, diag);
-        for (int k = 0; k < g.n; k++) {
-            if (!g.w[k]) continue;
-            if (rc) { mk_block_writer_abort(g.w[k]); continue; }
-            rc = mk_block_writer_finish(g.w[k], diag);
-            if (rc) continue;
-            char path[4096];
-            block_file_path(db, g.seq[k], path, sizeof path);
-            mk_block *b = NULL;
-            rc = mk_block_open(db->env, path, &b, diag);
-            if (rc) { unlink(path); continue; }
-            mk_blockref *r = blockref_new(b);
-            if (!r) { mk_block_close(b); unlink(path); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); continue; }
-            if (n_made == cap_made) {
-                cap_made = cap_made ? cap_made * 2 : 16;
-                mk_blockref **p = realloc(made, cap_made * sizeof *p);
-                if (!p) { r->is_doomed = 1; blockref_unref(r); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); continue; }
-                made = p;
-            }
-            made[n_made++] = r;
+    /* Windows in time order, merged into blocks while sparse. */
+    size_t m = 0;
+    for (size_t i = 0; i < wm.cap; i++)
+        if (wm.v[i].w != INT64_MIN) wm.v[m++] = wm.v[i];
+    qsort(wm.v, m, sizeof *wm.v, cmp_win);
+    blocks = calloc(m + 1, sizeof *blocks);
+    if (!blocks) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+    double budget = (double)MK_CHUNK_MAX_SAMPLES * (double)n_ss;
+    for (size_t i = 0; i < m;) {
+        int64_t from = wm.v[i].w;
+        double n = wm.v[i].n;
+        size_t k = i + 1;
+        while (k < m && wm.v[k].w - from < MK_SEAL_MAX_SPAN_MS && n + wm.v[k].n <= budget) n += wm.v[k++].n;
+        int64_t to = wm.v[k - 1].w > INT64_MAX - span ? INT64_MAX : wm.v[k - 1].w + span;
+        blocks[n_blocks++] = (seal_block){from, to, db->next_block_seq++, NULL, MK_OK, {0, ""}};
+        i = k;
+    }
+
+    /* Write them, several at a time. */
+    seal_job job = {db, ss, n_ss, lim, blocks, n_blocks, 0, 0};
+    atomic_init(&job.next, 0);
+    atomic_init(&job.has_failed, 0);
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int n_threads = (int)(n_blocks < 4 ? n_blocks : 4);
+    if (n_cpu > 0 && n_threads > n_cpu) n_threads = (int)n_cpu;
+    pthread_t th[4];
+    int n_started = 0;
+    for (int t = 1; t < n_threads; t++)
+        if (pthread_create(&th[n_started], NULL, seal_worker, &job) == 0) n_started++;
+    seal_worker(&job);
+    for (int t = 0; t < n_started; t++) pthread_join(th[t], NULL);
+    made = calloc(n_blocks + 1, sizeof *made);
+    if (!made) rc = mk_diag_set(diag, MK_ENOMEM, "no memory");
+    for (size_t i = 0; i < n_blocks; i++) {
+        if (blocks[i].rc && !rc) {
+            rc = blocks[i].rc;
+            if (diag) *diag = blocks[i].diag;
         }
+        if (blocks[i].made && made) made[n_made++] = blocks[i].made;
+        else if (blocks[i].made) { blocks[i].made->is_doomed = 1; blockref_unref(blocks[i].made); }
     }
     if (rc) goto out;
 
+publish:;
     /* Durable: publish, then drop the sealed samples from the head. */
     mk_blockset *nbs = NULL;
     rc = blockset_with(db->blocks, made, n_made, &nbs);
@@ -808,11 +911,9 @@ out:
         blockref_unref(made[i]);
     }
     free(made);
+    free(blocks);
     free(ss);
-    free(wins);
-    free(tsb);
-    free(vb);
-    mk_buf_free(&enc);
+    free(wm.v);
     return rc;
 }
 
@@ -824,6 +925,12 @@ static mk_err maybe_seal(mk_db *db, mk_diag *diag)
         return seal_head(db, 0, 1, diag);
     if (db->max_ts_ms == INT64_MIN) return MK_OK;
     int64_t upto = window_of(db, db->max_ts_ms - db->opts.block_span_ms / 2);
+    /* Without a WAL (bulk import) nothing needs sealing early: waiting until
+     * the head holds about two full chunks per series lets windows merge
+     * into blocks of long chunks, and keeps memory bounded. */
+    if (!db->opts.has_wal &&
+        db->n_head_samples < 2ull * MK_CHUNK_MAX_SAMPLES * (uint64_t)mk_index_count(db->index))
+        return MK_OK;
     if (upto <= db->sealed_until_ms) return MK_OK;
     return seal_head(db, upto, 0, diag);
 }
@@ -1310,9 +1417,17 @@ typedef struct lp_par {
 static void *lp_worker(void *arg)
 {
     lp_par *pp = arg;
+    /* One state per worker for all its pieces: its arrays are not grown
+     * (and page-faulted) afresh per piece, and its series cache stays warm
+     * (ordinals never change once resolved). */
+    lp_state *st = calloc(1, sizeof *st);
+    if (st) {
+        st->on_err = pp->on_err;
+        st->err_ctx = pp->err_ctx;
+    }
     for (;;) {
         pthread_mutex_lock(&pp->mu);
-        if (pp->rc || pp->cut >= pp->len) { pthread_mutex_unlock(&pp->mu); return NULL; }
+        if (pp->rc || pp->cut >= pp->len) { pthread_mutex_unlock(&pp->mu); break; }
         size_t a = pp->cut, n = pp->len - a;
         if (n > LP_PIECE_BYTES) {
             const char *nl = memchr(pp->text + a + LP_PIECE_BYTES, '\n', n - LP_PIECE_BYTES);
@@ -1325,13 +1440,11 @@ static void *lp_worker(void *arg)
         for (const char *q = pp->text + a, *e = q + n; (q = memchr(q, '\n', (size_t)(e - q))); q++) pp->cut_line++;
         pthread_mutex_unlock(&pp->mu);
 
-        lp_state *st = calloc(1, sizeof *st);
         mk_lp_parser *p = NULL;
         mk_diag d = {0};
         mk_err rc = st ? MK_OK : MK_ENOMEM;
         if (!rc) {
-            st->on_err = pp->on_err;
-            st->err_ctx = pp->err_ctx;
+            memset(&st->ws, 0, sizeof st->ws);
             st->is_deferred = 1;
             rc = mk_lp_parser_new(pp->text + a, n, pp->precision, first_line, &p);
         }
@@ -1358,8 +1471,9 @@ static void *lp_worker(void *arg)
         pp->next_apply++;
         pthread_cond_broadcast(&pp->turn);
         pthread_mutex_unlock(&pp->mu);
-        lp_state_free(st);
     }
+    lp_state_free(st);
+    return NULL;
 }
 
 mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_precision precision,
@@ -1638,7 +1752,6 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
         goto fail;
     }
     if ((rc = mk_index_new(&db->index))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
-    if ((rc = mk_codec_new(&db->codec))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
     {
         mk_diag d2 = {0}; /* a missing index is no error: keep diag clean */
         rc = mk_index_load(db->index, db->env, db->dir, &d2);
@@ -1762,7 +1875,6 @@ mk_err mk_db_close(mk_db *db, mk_diag *diag)
     free(db->series);
     mk_blockset_unref(db->blocks);
     mk_index_free(db->index);
-    mk_codec_free(db->codec);
     mk_buf_free(&db->walbuf);
     mk_buf_free(&db->keybuf);
     free(db->walsegs);

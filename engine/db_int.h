@@ -129,7 +129,6 @@ struct mk_db {
     uint32_t n_hfiles;
     char *head_dir;
 
-    mk_codec *codec; /* sealing only, under mu */
     mk_buf keybuf;   /* scratch for canonical keys */
     int64_t seal_retry_at_ms; /* after a failed seal, wait before the next try */
     int is_failed;   /* a WAL or seal failure made memory and disk disagree */

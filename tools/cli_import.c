@@ -138,7 +138,7 @@ static mk_err import_file(mk_db *db, const char *path, mk_precision prec, int n_
     if (!S_ISREG(sb.st_mode)) { /* a pipe, FIFO or <(zcat ...): no size, no mmap */
         rc = import_stream(db, fd, prec, st, tot, diag);
     } else if (sb.st_size > 0) {
-        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (p == MAP_FAILED) {
             fprintf(stderr, "meerkat import: %s: cannot map: %s\n", path, strerror(errno));
             close(fd);

@@ -1417,10 +1417,11 @@ static void test_inspect(void **state)
     uint64_t n_series = field_u64(out, "series in index.mki: ");
     uint64_t n_blocks = field_u64(out, "blocks: ");
     uint64_t n_samples = field_u64(out, ", samples: ");
-    if (n_series != f->g.m.n_s || n_blocks < 2 || n_samples != n_distinct) {
+    /* import merges sparse windows into few blocks: at least one */
+    if (n_series != f->g.m.n_s || n_blocks < 1 || n_samples != n_distinct) {
         show_run("inspect", &r);
         fail_msg("inspect: %" PRIu64 " series, %" PRIu64 " blocks, %" PRIu64 " samples; expected %zu series, "
-                 ">= 2 blocks, %zu samples",
+                 ">= 1 block, %zu samples",
                  n_series, n_blocks, n_samples, f->g.m.n_s, n_distinct);
     }
     expect_has("inspect", out, "bytes/sample");
