@@ -209,7 +209,7 @@ static void head_cut(mk_db *db, mk_series *s)
     uint32_t n = ((x->n_bits + 7) >> 3) + HEAD_PAD, no, off;
     if (n > x->cap_bytes) return; /* the stream keeps >= 9 zero bytes of slack; be safe */
     if (s->n_hck == s->cap_hck) {
-        uint32_t cap = s->cap_hck ? s->cap_hck * 2 : 4;
+        uint32_t cap = s->cap_hck + 4; /* few per series: grow linearly */
         mk_hck *p = realloc(s->hck, cap * sizeof *p);
         if (!p) return;
         db->head_bytes += (cap - s->cap_hck) * sizeof *p;
