@@ -555,6 +555,10 @@ static void checkpoint_load(mk_db *db)
     if (rc == MK_ENOTFOUND) return;
     if (rc) {
         mk_db_log(db, MK_LOG_WARN, "%s; ignored (replay may re-seal some samples)", d.msg);
+    } else if (n >= 6 && mk_get_u32(b) == MK_CHECKPOINT_MAGIC && mk_get_u16(b + 4) > MK_CHECKPOINT_VERSION) {
+        /* not an error here, unlike other files: it is only an optimisation */
+        mk_db_log(db, MK_LOG_WARN, "%s: checkpoint format version %u is newer than this build reads (%u); ignored (replay may re-seal some samples)",
+                  path, (unsigned)mk_get_u16(b + 4), (unsigned)MK_CHECKPOINT_VERSION);
     } else if (n != CKPT_BYTES || mk_get_u32(b) != MK_CHECKPOINT_MAGIC || mk_get_u16(b + 4) != MK_CHECKPOINT_VERSION ||
                mk_get_u64(b + 24) != mk_hash64(b, 24)) {
         mk_db_log(db, MK_LOG_WARN, "%s: damaged checkpoint (size, magic, version or checksum); ignored (replay may re-seal some samples)", path);

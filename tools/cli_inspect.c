@@ -400,7 +400,7 @@ int mk_cli_verify(int argc, char **argv)
             const mk_chunk_summary *w = &c[k].sum;
             if (s.count != w->count || s.first_ts_ms != w->first_ts_ms || s.last_ts_ms != w->last_ts_ms ||
                 !same_double(s.min, w->min) || !same_double(s.max, w->max) || !same_double(s.first, w->first) ||
-                !same_double(s.last, w->last))
+                !same_double(s.last, w->last) || !same_double(s.sum, w->sum) || !same_double(s.sumsq, w->sumsq))
                 report(&vs, blocks.v[i], c[k].offset, "chunk summary does not match the decoded samples");
             n_chunks++;
             n_samples += got;
