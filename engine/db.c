@@ -222,23 +222,19 @@ static void head_cut(mk_db *db, mk_series *s)
     mk_xor_free(x);
 }
 
-static int64_t inorder_last(const mk_series *s)
-{
-    if (s->xor.count) return s->xor.last_ts;
-    return s->n_hck ? s->hck[s->n_hck - 1].last_ts : INT64_MIN;
-}
-
 /* Applies one sample to the head. Only fails on out-of-memory. */
 static mk_err head_apply(mk_db *db, uint32_t ord, int64_t ts, double v)
 {
     mk_series *s = &db->series[ord];
     mk_err rc;
+    /* hot path: an in-order sample for the open chunk (cap_bytes read
+     * directly: mk_xor_bytes is a call into another unit) */
     if (ts >= db->sealed_until_ms &&
-        ((s->xor.count == 0 && s->n_hck == 0) || ts > inorder_last(s))) {
-        size_t before = mk_xor_bytes(&s->xor);
+        (s->xor.count ? ts > s->xor.last_ts : (s->n_hck == 0 || ts > s->hck[s->n_hck - 1].last_ts))) {
+        uint32_t before = s->xor.cap_bytes;
         rc = mk_xor_append(&s->xor, ts, v);
-        db->head_bytes += mk_xor_bytes(&s->xor) - before;
-        if (!rc && s->xor.count >= HEAD_CHUNK_SAMPLES) head_cut(db, s);
+        db->head_bytes += s->xor.cap_bytes - before;
+        if (s->xor.count >= HEAD_CHUNK_SAMPLES && !rc) head_cut(db, s);
     } else {
         rc = ooo_push(db, s, ts, v);
     }
