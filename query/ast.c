@@ -330,17 +330,6 @@ mk_err mk_ast_print_query(mk_buf *out, const mk_ast_query *q)
 
 /* ---- time literals ----------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 /* n decimal digits at *p into *v; 0 if any is not a digit. */
 static int digits(const char **p, const char *end, int n, int64_t *v)
@@ -395,7 +384,7 @@ mk_err mk_ast_parse_time_str(const char *s, size_t n, int64_t *ns_out)
         }
         if (p != end) return MK_EINVAL;
     }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
+    int64_t secs = mk_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
     /* int64 ns spans 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z */
     if (secs < INT64_MIN / 1000000000 - 1 || secs > INT64_MAX / 1000000000) return MK_ERANGE;
     if (secs < 0) {

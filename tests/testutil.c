@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *tmp_root(void)
@@ -125,4 +126,50 @@ void mk_faultenv_arm(mk_faultenv *fe, int kind, uint64_t nth, int err)
 {
     fe->fail_at[kind] = fe->count[kind] + nth;
     fe->err[kind] = err;
+}
+
+void mk_sb_add(mk_sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        assert_non_null(p);
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+void mk_sb_printf(mk_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0);
+    char *tmp = malloc((size_t)n + 1);
+    assert_non_null(tmp);
+    va_start(ap, fmt);
+    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    mk_sb_add(b, tmp, (size_t)n);
+    free(tmp);
+}
+
+const char *mk_sb_str(const mk_sbuf *b) { return b->p ? b->p : ""; }
+
+void mk_sb_free(mk_sbuf *b)
+{
+    free(b->p);
+    *b = (mk_sbuf){0};
+}
+
+int64_t mk_test_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -59,4 +59,18 @@ void mk_faultenv_reset(mk_faultenv *fe);
 /* Arms: the nth call (1-based, counted from now) of kind fails with err. */
 void mk_faultenv_arm(mk_faultenv *fe, int kind, uint64_t nth, int err);
 
+/* Growable NUL-terminated string for capturing output; zero-initialise,
+ * free with mk_sb_free. Allocation failure fails the test. */
+typedef struct mk_sbuf {
+    char *p;
+    size_t n, cap;
+} mk_sbuf;
+void mk_sb_add(mk_sbuf *b, const char *s, size_t n);
+void mk_sb_printf(mk_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *mk_sb_str(const mk_sbuf *b); /* "" when empty, never NULL */
+void mk_sb_free(mk_sbuf *b);
+
+/* Monotonic clock in ms, for the time bounds of test loops. */
+int64_t mk_test_mono_ms(void);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/util.h"
 #include "tools/cli.h"
 
 void mk_cli_log(void *ctx, int level, const char *msg)
@@ -24,17 +25,6 @@ int mk_cli_parse_precision(const char *s, mk_precision *p)
     return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil), so no time zone or libc state is involved. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 int mk_cli_parse_time(const char *s, int64_t *ms)
 {
@@ -64,7 +54,7 @@ int mk_cli_parse_time(const char *s, int64_t *ms)
         } else return -1;
         if (*p) return -1;
         if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return -1;
-        int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off_s;
+        int64_t secs = mk_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off_s;
         *ms = secs * 1000 + frac_ms;
         return 0;
     }

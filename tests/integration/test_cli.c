@@ -48,52 +48,18 @@
 
 /* ---- growable string ----------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        assert_non_null(p);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    assert_true(n >= 0 && (size_t)n < sizeof tmp);
-    sb_add(b, tmp, (size_t)n);
-}
-
-static const char *sb_str(const sbuf *b) { return b->p ? b->p : ""; }
-static void sb_free(sbuf *b) { free(b->p); *b = (sbuf){0}; }
 
 /* ---- running the binary ----------------------------------------------- */
 
 typedef struct run_result {
     int status; /* exit status; 128 + signal if killed */
-    sbuf out, err;
+    mk_sbuf out, err;
 } run_result;
 
 static void run_free(run_result *r)
 {
-    sb_free(&r->out);
-    sb_free(&r->err);
+    mk_sb_free(&r->out);
+    mk_sb_free(&r->err);
 }
 
 typedef struct proc {
@@ -138,12 +104,6 @@ static void spawn(const char *const *args, proc *p)
     *p = (proc){pid, in[1], out[0], err[0]};
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t wall_ms(void)
 {
@@ -157,7 +117,7 @@ static int64_t wall_ms(void)
 static void communicate(proc *p, const char *in, size_t n_in, int keep_stdin, run_result *r)
 {
     size_t fed = 0;
-    int64_t deadline = mono_ms() + RUN_TIMEOUT_MS;
+    int64_t deadline = mk_test_mono_ms() + RUN_TIMEOUT_MS;
     if (!in || n_in == 0) {
         if (!keep_stdin) { close(p->in_fd); p->in_fd = -1; }
     }
@@ -168,7 +128,7 @@ static void communicate(proc *p, const char *in, size_t n_in, int keep_stdin, ru
         if (is_out_open) { f[nf] = (struct pollfd){p->out_fd, POLLIN, 0}; i_out = nf++; }
         if (is_err_open) { f[nf] = (struct pollfd){p->err_fd, POLLIN, 0}; i_err = nf++; }
         if (p->in_fd >= 0 && fed < n_in) { f[nf] = (struct pollfd){p->in_fd, POLLOUT, 0}; i_in = nf++; }
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - mk_test_mono_ms();
         if (left <= 0) {
             kill(p->pid, SIGKILL);
             int st;
@@ -181,12 +141,12 @@ static void communicate(proc *p, const char *in, size_t n_in, int keep_stdin, ru
         char buf[65536];
         if (i_out >= 0 && (f[i_out].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t m = read(p->out_fd, buf, sizeof buf);
-            if (m > 0) sb_add(&r->out, buf, (size_t)m);
+            if (m > 0) mk_sb_add(&r->out, buf, (size_t)m);
             else if (m == 0 || errno != EINTR) is_out_open = 0;
         }
         if (i_err >= 0 && (f[i_err].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t m = read(p->err_fd, buf, sizeof buf);
-            if (m > 0) sb_add(&r->err, buf, (size_t)m);
+            if (m > 0) mk_sb_add(&r->err, buf, (size_t)m);
             else if (m == 0 || errno != EINTR) is_err_open = 0;
         }
         if (i_in >= 0 && (f[i_in].revents & (POLLOUT | POLLERR | POLLHUP))) {
@@ -205,7 +165,7 @@ static void communicate(proc *p, const char *in, size_t n_in, int keep_stdin, ru
         pid_t w = waitpid(p->pid, &st, WNOHANG);
         if (w == p->pid) break;
         assert_true(w == 0);
-        if (mono_ms() > deadline) {
+        if (mk_test_mono_ms() > deadline) {
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &st, 0);
             fail_msg("meerkat did not exit within %d ms; killed", RUN_TIMEOUT_MS);
@@ -213,8 +173,8 @@ static void communicate(proc *p, const char *in, size_t n_in, int keep_stdin, ru
         usleep(2000);
     }
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (WIFSIGNALED(st) || strstr(sb_str(&r->err), "Sanitizer") || strstr(sb_str(&r->err), "runtime error:")) {
-        fprintf(stderr, "---- stderr of the crashed run ----\n%s\n", sb_str(&r->err));
+    if (WIFSIGNALED(st) || strstr(mk_sb_str(&r->err), "Sanitizer") || strstr(mk_sb_str(&r->err), "runtime error:")) {
+        fprintf(stderr, "---- stderr of the crashed run ----\n%s\n", mk_sb_str(&r->err));
         fail_msg("meerkat crashed or a sanitizer fired (status %d)", r->status);
     }
 }
@@ -222,7 +182,7 @@ static void communicate(proc *p, const char *in, size_t n_in, int keep_stdin, ru
 static void show_run(const char *what, const run_result *r)
 {
     fprintf(stderr, "---- %s: exit %d\n---- stdout:\n%.4000s\n---- stderr:\n%.4000s\n", what, r->status,
-            sb_str(&r->out), sb_str(&r->err));
+            mk_sb_str(&r->out), mk_sb_str(&r->err));
 }
 
 /* Runs `meerkat args...` (NULL-terminated) with standard input in[0..n_in). */
@@ -463,7 +423,7 @@ static int sel_matches(const selector *q, const ser *s)
 }
 
 /* The exact text `meerkat dump` must print for q over [from, to). */
-static void expected_dump(const model *m, const selector *q, int64_t from, int64_t to, sbuf *out, size_t *n_lines)
+static void expected_dump(const model *m, const selector *q, int64_t from, int64_t to, mk_sbuf *out, size_t *n_lines)
 {
     size_t n;
     pt *v = model_resolve(m, &n);
@@ -471,7 +431,7 @@ static void expected_dump(const model *m, const selector *q, int64_t from, int64
     for (size_t i = 0; i < n; i++) {
         const ser *s = &m->s[v[i].s];
         if (v[i].ts < from || v[i].ts >= to || !sel_matches(q, s)) continue;
-        sb_printf(out, "%s %s=%.17g %" PRId64 "\n", s->prefix, s->field_esc, v[i].v, v[i].ts);
+        mk_sb_printf(out, "%s %s=%.17g %" PRId64 "\n", s->prefix, s->field_esc, v[i].v, v[i].ts);
         (*n_lines)++;
     }
     free(v);
@@ -545,7 +505,7 @@ typedef struct bad_at {
 } bad_at;
 
 typedef struct gen {
-    sbuf text;
+    mk_sbuf text;
     model m;
     uint64_t line_no;    /* physical lines written */
     uint64_t n_lines;    /* non-blank, non-comment lines */
@@ -559,7 +519,7 @@ typedef struct gen {
 } gen;
 
 /* Writes one value of kind k; returns the value it stands for. */
-static double gen_value(mk_rng *r, int k, sbuf *line)
+static double gen_value(mk_rng *r, int k, mk_sbuf *line)
 {
     char t[64];
     double v = 0;
@@ -600,14 +560,14 @@ static double gen_value(mk_rng *r, int k, sbuf *line)
         break;
     }
     }
-    sb_add(line, t, strlen(t));
+    mk_sb_add(line, t, strlen(t));
     return v;
 }
 
 static void gen_eol(gen *g, mk_rng *r)
 {
-    if (mk_rng_below(r, 50) == 0) sb_add(&g->text, "\r\n", 2);
-    else sb_add(&g->text, "\n", 1);
+    if (mk_rng_below(r, 50) == 0) mk_sb_add(&g->text, "\r\n", 2);
+    else mk_sb_add(&g->text, "\n", 1);
     g->line_no++;
 }
 
@@ -624,20 +584,20 @@ static void gen_line(gen *g, mk_rng *r, int mi, int v0, int v1, int64_t ts_s)
         tv[n_tags++] = md->tag_vals[1][v1];
     }
     char e[128];
-    sbuf line = {0};
+    mk_sbuf line = {0};
     esc(e, sizeof e, md->name, ESC_MEAS);
-    sb_add(&line, e, strlen(e));
+    mk_sb_add(&line, e, strlen(e));
     int first = n_tags == 2 ? (int)mk_rng_below(r, 2) : 0; /* tags in any order */
     for (int i = 0; i < n_tags; i++) {
         int t = (first + i) % n_tags;
-        sb_add(&line, ",", 1);
+        mk_sb_add(&line, ",", 1);
         esc(e, sizeof e, tk[t], ESC_TAG);
-        sb_add(&line, e, strlen(e));
-        sb_add(&line, "=", 1);
+        mk_sb_add(&line, e, strlen(e));
+        mk_sb_add(&line, "=", 1);
         esc(e, sizeof e, tv[t], ESC_TAG);
-        sb_add(&line, e, strlen(e));
+        mk_sb_add(&line, e, strlen(e));
     }
-    sb_add(&line, " ", 1);
+    mk_sb_add(&line, " ", 1);
     int use[4], n_use = 0;
     int rot = (int)mk_rng_below(r, (uint64_t)md->n_fields);
     for (int i = 0; i < md->n_fields; i++) {
@@ -647,18 +607,18 @@ static void gen_line(gen *g, mk_rng *r, int mi, int v0, int v1, int64_t ts_s)
     if (!n_use) use[n_use++] = rot;
     for (int i = 0; i < n_use; i++) {
         int f = use[i];
-        if (i) sb_add(&line, ",", 1);
+        if (i) mk_sb_add(&line, ",", 1);
         esc(e, sizeof e, md->fields[f], ESC_TAG);
-        sb_add(&line, e, strlen(e));
-        sb_add(&line, "=", 1);
+        mk_sb_add(&line, e, strlen(e));
+        mk_sb_add(&line, "=", 1);
         double v = gen_value(r, md->kinds[f], &line);
         uint32_t s = model_series(&g->m, md->name, tk, tv, n_tags, md->fields[f]);
         model_add(&g->m, s, ts_s * 1000, v);
         g->n_accepted++;
     }
-    sb_printf(&line, " %" PRId64, ts_s);
-    sb_add(&g->text, line.p, line.n);
-    sb_free(&line);
+    mk_sb_printf(&line, " %" PRId64, ts_s);
+    mk_sb_add(&g->text, line.p, line.n);
+    mk_sb_free(&line);
     g->n_lines++;
     gen_eol(g, r);
 }
@@ -673,7 +633,7 @@ static void gen_main(gen *g, uint64_t seed, int n)
     assert_non_null(g->prev);
     int bad_pos[N_BAD + N_STR];
     for (size_t i = 0; i < N_BAD + N_STR; i++) bad_pos[i] = (int)mk_rng_below(&r, (uint64_t)n);
-    sb_printf(&g->text, "# generated by test_cli, seed %" PRIu64 "\n", seed);
+    mk_sb_printf(&g->text, "# generated by test_cli, seed %" PRIu64 "\n", seed);
     g->line_no++;
     int64_t now_s = T0_S;
     for (int i = 0; i < n; i++) {
@@ -681,7 +641,7 @@ static void gen_main(gen *g, uint64_t seed, int n)
             if (bad_pos[b] != i) continue;
             g->line_no++; /* the line about to be written */
             if (b < N_BAD) {
-                sb_printf(&g->text, "%s\n", k_bad[b].text);
+                mk_sb_printf(&g->text, "%s\n", k_bad[b].text);
                 g->bad[g->n_bad++] = (bad_at){g->line_no, k_bad[b].column, k_bad[b].reason};
                 g->n_lines++;
                 g->n_rejected++;
@@ -689,12 +649,12 @@ static void gen_main(gen *g, uint64_t seed, int n)
                 const struct str_line *sl = &k_str[b - N_BAD];
                 char e[64];
                 esc(e, sizeof e, sl->num_field, ESC_TAG);
-                sb_printf(&g->text, "%s %s,%s=", sl->prefix, sl->str_field, e);
+                mk_sb_printf(&g->text, "%s %s,%s=", sl->prefix, sl->str_field, e);
                 const char *tk[2] = {sl->tk[0], sl->tk[1]}, *tv[2] = {sl->tv[0], sl->tv[1]};
                 uint32_t s = model_series(&g->m, sl->meas, tk, tv, 2, sl->num_field);
                 int kind = strcmp(sl->num_field, "rx") == 0 ? K_UINT : K_INT;
                 double v = gen_value(&r, kind, &g->text);
-                sb_printf(&g->text, " %" PRId64 "\n", now_s);
+                mk_sb_printf(&g->text, " %" PRId64 "\n", now_s);
                 model_add(&g->m, s, now_s * 1000, v);
                 g->bad[g->n_bad++] = (bad_at){g->line_no, sl->column, sl->reason};
                 g->n_lines++;
@@ -703,8 +663,8 @@ static void gen_main(gen *g, uint64_t seed, int n)
             }
         }
         uint64_t roll = mk_rng_below(&r, 1000);
-        if (roll < 10) { sb_add(&g->text, "# a comment, with = and , in it\n", 32); g->line_no++; }
-        else if (roll < 20) { sb_add(&g->text, roll & 1 ? "\n" : "   \n", roll & 1 ? 1 : 4); g->line_no++; }
+        if (roll < 10) { mk_sb_add(&g->text, "# a comment, with = and , in it\n", 32); g->line_no++; }
+        else if (roll < 20) { mk_sb_add(&g->text, roll & 1 ? "\n" : "   \n", roll & 1 ? 1 : 4); g->line_no++; }
         now_s += 1 + (int64_t)mk_rng_below(&r, 29); /* ~15 s a line: ~33 h over 8000 lines */
         int mi = (int)mk_rng_below(&r, N_MEAS);
         int v0 = (int)mk_rng_below(&r, (uint64_t)k_meas[mi].n_vals[0]);
@@ -740,7 +700,7 @@ static void gen_ns(gen *g, uint64_t seed, int n)
         int64_t ns = fixed[i];
         int64_t ms = ns / 1000000 - (ns % 1000000 < 0); /* rounds down */
         double v = (double)(i + 1);
-        sb_printf(&g->text, "hb,svc=ns beat=%gi %" PRId64 "\n", v, ns);
+        mk_sb_printf(&g->text, "hb,svc=ns beat=%gi %" PRId64 "\n", v, ns);
         model_add(&g->m, s, ms, v);
         g->n_lines++;
         g->n_accepted++;
@@ -749,7 +709,7 @@ static void gen_ns(gen *g, uint64_t seed, int n)
     for (int i = 0; i < n; i++) {
         ns += (int64_t)mk_rng_below(&r, 5000000000ull);
         double v = (double)mk_rng_below(&r, 1000) / 8.0;
-        sb_printf(&g->text, "hb,svc=ns beat=%.17g %" PRId64 "\n", v, ns);
+        mk_sb_printf(&g->text, "hb,svc=ns beat=%.17g %" PRId64 "\n", v, ns);
         model_add(&g->m, s, ns / 1000000, v);
         g->n_lines++;
         g->n_accepted++;
@@ -758,7 +718,7 @@ static void gen_ns(gen *g, uint64_t seed, int n)
 
 static void gen_free(gen *g)
 {
-    sb_free(&g->text);
+    mk_sb_free(&g->text);
     free(g->m.s);
     free(g->m.p);
     free(g->prev);
@@ -777,7 +737,7 @@ typedef struct fixture {
 } fixture;
 
 static fixture fx;
-static sbuf g_big; /* test_import_big_file_error_order's text: freed by teardown_all even if a check fails */
+static mk_sbuf g_big; /* test_import_big_file_error_order's text: freed by teardown_all even if a check fails */
 /* The seed of every generated input: DEFAULT_SEED, or $MK_CLI_SEED. */
 static uint64_t test_seed(void)
 {
@@ -809,7 +769,7 @@ static fixture *main_fixture(void)
 static int teardown_all(void **state)
 {
     (void)state;
-    sb_free(&g_big);
+    mk_sb_free(&g_big);
     if (fx.is_ready) {
         mk_test_rmrf(fx.root);
         free(fx.root);
@@ -831,14 +791,14 @@ static void test_version_and_help(void **state)
     expect_status("--version", &r, 0);
     char want[64];
     snprintf(want, sizeof want, "meerkat %s\n", MK_VERSION_STRING);
-    expect_same_text("--version", sb_str(&r.out), want);
+    expect_same_text("--version", mk_sb_str(&r.out), want);
     assert_string_equal(mk_version(), MK_VERSION_STRING);
     run_free(&r);
 
     mk_run(&r, "--help");
     expect_status("--help", &r, 0);
     for (const char *c = "import\0inspect\0verify\0dump\0--version\0"; *c; c += strlen(c) + 1)
-        expect_has("meerkat --help", sb_str(&r.out), c);
+        expect_has("meerkat --help", mk_sb_str(&r.out), c);
     run_free(&r);
 
     static const struct { const char *cmd; const char *opts[4]; } subs[] = {
@@ -850,9 +810,9 @@ static void test_version_and_help(void **state)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         mk_run(&r, subs[i].cmd, "--help");
         expect_status(subs[i].cmd, &r, 0);
-        expect_has(subs[i].cmd, sb_str(&r.out), "usage: meerkat ");
-        expect_has(subs[i].cmd, sb_str(&r.out), subs[i].cmd);
-        for (int k = 0; k < 4 && subs[i].opts[k]; k++) expect_has(subs[i].cmd, sb_str(&r.out), subs[i].opts[k]);
+        expect_has(subs[i].cmd, mk_sb_str(&r.out), "usage: meerkat ");
+        expect_has(subs[i].cmd, mk_sb_str(&r.out), subs[i].cmd);
+        for (int k = 0; k < 4 && subs[i].opts[k]; k++) expect_has(subs[i].cmd, mk_sb_str(&r.out), subs[i].opts[k]);
         assert_int_equal(r.err.n, 0);
         run_free(&r);
     }
@@ -864,13 +824,13 @@ static void test_usage_errors(void **state)
     run_result r;
     mk_run(&r, "frobnicate");
     expect_status("unknown command", &r, 2);
-    expect_has("stderr", sb_str(&r.err), "unknown command 'frobnicate'");
+    expect_has("stderr", mk_sb_str(&r.err), "unknown command 'frobnicate'");
     assert_int_equal(r.out.n, 0);
     run_free(&r);
 
     mk_run_in(&r, NULL, 0, (const char *)NULL);
     expect_status("no command", &r, 2);
-    expect_has("stderr", sb_str(&r.err), "usage: meerkat");
+    expect_has("stderr", mk_sb_str(&r.err), "usage: meerkat");
     run_free(&r);
 
     static const char *const cmds[] = {"import", "inspect", "verify", "dump"};
@@ -878,7 +838,7 @@ static void test_usage_errors(void **state)
         if (strcmp(cmds[i], "dump") == 0) mk_run(&r, cmds[i], "svc");
         else mk_run(&r, cmds[i]);
         expect_status(cmds[i], &r, 2);
-        expect_has(cmds[i], sb_str(&r.err), "--data");
+        expect_has(cmds[i], mk_sb_str(&r.err), "--data");
         run_free(&r);
     }
 
@@ -887,15 +847,15 @@ static void test_usage_errors(void **state)
     snprintf(dir, sizeof dir, "%s/d", root);
     mk_run(&r, "import", "--data", dir, "--precision", "hours", "-");
     expect_status("bad precision", &r, 2);
-    expect_has("stderr", sb_str(&r.err), "'hours'");
+    expect_has("stderr", mk_sb_str(&r.err), "'hours'");
     run_free(&r);
     mk_run(&r, "dump", "--data", dir, "svc", "--from", "yesterday");
     expect_status("bad --from", &r, 2);
-    expect_has("stderr", sb_str(&r.err), "'yesterday'");
+    expect_has("stderr", mk_sb_str(&r.err), "'yesterday'");
     run_free(&r);
     mk_run(&r, "dump", "--data", dir, "svc,service", "--from", "0");
     expect_status("bad selector", &r, 2);
-    expect_has("stderr", sb_str(&r.err), "selector");
+    expect_has("stderr", mk_sb_str(&r.err), "selector");
     run_free(&r);
     mk_run(&r, "dump", "--data", dir);
     expect_status("dump without selector", &r, 2);
@@ -911,20 +871,20 @@ static void test_usage_errors(void **state)
 
 static void check_import_report(const char *what, const run_result *r, const char *file, const gen *g)
 {
-    uint64_t lines = field_u64(sb_str(&r->out), "lines: ");
-    uint64_t acc = field_u64(sb_str(&r->out), "samples accepted: ");
-    uint64_t rej = field_u64(sb_str(&r->out), "samples rejected: ");
-    uint64_t errs = field_u64(sb_str(&r->out), "errors: ");
+    uint64_t lines = field_u64(mk_sb_str(&r->out), "lines: ");
+    uint64_t acc = field_u64(mk_sb_str(&r->out), "samples accepted: ");
+    uint64_t rej = field_u64(mk_sb_str(&r->out), "samples rejected: ");
+    uint64_t errs = field_u64(mk_sb_str(&r->out), "errors: ");
     if (lines != g->n_lines || acc != g->n_accepted || rej != g->n_rejected || errs != g->n_bad) {
         show_run(what, r);
         fail_msg("%s: lines %" PRIu64 " accepted %" PRIu64 " rejected %" PRIu64 " errors %" PRIu64
                  ", expected %" PRIu64 " %" PRIu64 " %" PRIu64 " %zu",
                  what, lines, acc, rej, errs, g->n_lines, g->n_accepted, g->n_rejected, g->n_bad);
     }
-    expect_has(what, sb_str(&r->out), "rate: ");
+    expect_has(what, mk_sb_str(&r->out), "rate: ");
     /* every bad line reported as FILE:LINE:COLUMN: reason, nothing else */
     size_t n_reported = 0;
-    for (const char *p = sb_str(&r->err); (p = strstr(p, file)); p++) n_reported++;
+    for (const char *p = mk_sb_str(&r->err); (p = strstr(p, file)); p++) n_reported++;
     if (n_reported != g->n_bad) {
         show_run(what, r);
         fail_msg("%s: %zu error lines name %s, expected %zu", what, n_reported, file, g->n_bad);
@@ -932,8 +892,8 @@ static void check_import_report(const char *what, const run_result *r, const cha
     for (size_t i = 0; i < g->n_bad; i++) {
         char want[512];
         snprintf(want, sizeof want, "%s:%" PRIu64 ":%u: ", file, g->bad[i].line, g->bad[i].column);
-        expect_has(what, sb_str(&r->err), want);
-        const char *at = strstr(sb_str(&r->err), want);
+        expect_has(what, mk_sb_str(&r->err), want);
+        const char *at = strstr(mk_sb_str(&r->err), want);
         const char *eol = strchr(at, '\n');
         size_t n = eol ? (size_t)(eol - at) : strlen(at);
         char one[600];
@@ -975,7 +935,7 @@ static void test_import_clean_and_precision(void **state)
     expect_status("clean import, default precision", &r, 0);
     run_free(&r);
 
-    sbuf want = {0};
+    mk_sbuf want = {0};
     size_t n_want;
     selector q = {"hb", "hb", {0}, {0}, 0, NULL};
     expected_dump(&g.m, &q, INT64_MIN, INT64_MAX, &want, &n_want);
@@ -983,15 +943,15 @@ static void test_import_clean_and_precision(void **state)
     for (int i = 0; i < 2; i++) {
         mk_run(&r, "dump", "--data", dirs[i], "hb");
         expect_status("dump hb", &r, 0);
-        expect_same_text("dump of the ns import", sb_str(&r.out), sb_str(&want));
+        expect_same_text("dump of the ns import", mk_sb_str(&r.out), mk_sb_str(&want));
         run_free(&r);
     }
     /* known answers of the rounding: -1, -999999 and -1000000 ns are all
      * -1 ms (the last written wins), -1000001 ns is -2 ms, 999999 ns is 0 ms */
     static const char *const known = "hb,svc=ns beat=4 -2\nhb,svc=ns beat=3 -1\nhb,svc=ns beat=6 0\n"
                                      "hb,svc=ns beat=7 1\nhb,svc=ns beat=9 1764547200000\n";
-    assert_int_equal(strncmp(sb_str(&want), known, strlen(known)), 0);
-    sb_free(&want);
+    assert_int_equal(strncmp(mk_sb_str(&want), known, strlen(known)), 0);
+    mk_sb_free(&want);
     free(file);
     gen_free(&g);
     mk_test_rmrf(root);
@@ -1026,8 +986,8 @@ static void test_import_stdin(void **state)
         mk_run(&b, "dump", "--data", dir, sel);
         mk_run(&c, "dump", "--data", dir2, sel);
         expect_status("dump", &a, 0);
-        expect_same_text("stdin import vs file import", sb_str(&b.out), sb_str(&a.out));
-        expect_same_text("stdin import vs file import", sb_str(&c.out), sb_str(&a.out));
+        expect_same_text("stdin import vs file import", mk_sb_str(&b.out), mk_sb_str(&a.out));
+        expect_same_text("stdin import vs file import", mk_sb_str(&c.out), mk_sb_str(&a.out));
         run_free(&a);
         run_free(&b);
         run_free(&c);
@@ -1042,7 +1002,7 @@ static void test_import_stdin(void **state)
     run_free(&r);
     mk_run(&r, "dump", "--data", dir, "nots");
     expect_status("dump nots", &r, 0);
-    const char *sp = strrchr(sb_str(&r.out), ' ');
+    const char *sp = strrchr(mk_sb_str(&r.out), ' ');
     assert_non_null(sp);
     int64_t ts = strtoll(sp + 1, NULL, 10);
     if (ts < before - 1000 || ts > after + 1000)
@@ -1059,26 +1019,26 @@ static void test_import_error_cap(void **state)
     char *root = mk_test_dir("cli-cap");
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/d", root);
-    sbuf t = {0};
-    for (int i = 0; i < 15; i++) sb_printf(&t, "m v=1 %d\nm v 2\n", i + 1);
+    mk_sbuf t = {0};
+    for (int i = 0; i < 15; i++) mk_sb_printf(&t, "m v=1 %d\nm v 2\n", i + 1);
     char *file = write_file(root, "cap.lp", t.p, t.n);
     run_result r;
     mk_run(&r, "import", "--data", dir, "--precision", "s", file);
     expect_status("import cap.lp", &r, 1);
-    assert_int_equal(field_u64(sb_str(&r.out), "lines: "), 30);
-    assert_int_equal(field_u64(sb_str(&r.out), "samples accepted: "), 15);
-    assert_int_equal(field_u64(sb_str(&r.out), "samples rejected: "), 15);
+    assert_int_equal(field_u64(mk_sb_str(&r.out), "lines: "), 30);
+    assert_int_equal(field_u64(mk_sb_str(&r.out), "samples accepted: "), 15);
+    assert_int_equal(field_u64(mk_sb_str(&r.out), "samples rejected: "), 15);
     size_t n = 0;
-    for (const char *p = sb_str(&r.err); (p = strstr(p, file)); p++) n++;
+    for (const char *p = mk_sb_str(&r.err); (p = strstr(p, file)); p++) n++;
     assert_int_equal(n, 10);
     for (int i = 0; i < 10; i++) {
         char want[4300];
         snprintf(want, sizeof want, "%s:%d:4: ", file, 2 * i + 2);
-        expect_has("stderr", sb_str(&r.err), want);
+        expect_has("stderr", mk_sb_str(&r.err), want);
     }
-    expect_has("stderr", sb_str(&r.err), "... and 5 more errors");
+    expect_has("stderr", mk_sb_str(&r.err), "... and 5 more errors");
     run_free(&r);
-    sb_free(&t);
+    mk_sb_free(&t);
     free(file);
     mk_test_rmrf(root);
     free(root);
@@ -1092,25 +1052,25 @@ static void test_import_big_file_error_order(void **state)
 {
     (void)state;
     char *root = mk_test_dir("cli-big");
-    sbuf t = {0};
+    mk_sbuf t = {0};
     const int n_lines = 260000, n_bad = 13, every = n_lines / n_bad;
     uint64_t bad_lines[16];
     int k = 0;
     for (int i = 0; i < n_lines; i++) {
         if (i % every == 7 && k < n_bad) {
-            sb_printf(&t, "m,host=h%d v\n", i % 10);
+            mk_sb_printf(&t, "m,host=h%d v\n", i % 10);
             bad_lines[k++] = (uint64_t)i + 1;
         } else if (i == n_lines - 1) {
-            sb_printf(&t, "m,host=h3 v=-1,w=-1.5 %d\n", T0_S + 3); /* overwrites line 4 */
+            mk_sb_printf(&t, "m,host=h3 v=-1,w=-1.5 %d\n", T0_S + 3); /* overwrites line 4 */
         } else {
-            sb_printf(&t, "m,host=h%d v=%di,w=%d.5 %d\n", i % 10, i, i, T0_S + i);
+            mk_sb_printf(&t, "m,host=h%d v=%di,w=%d.5 %d\n", i % 10, i, i, T0_S + i);
         }
     }
     assert_int_equal(k, n_bad);
     assert_true(t.n > 9u << 20);
     char *file = write_file(root, "big.lp", t.p, t.n);
     g_big = t; /* owned by g_big from here */
-    t = (sbuf){0};
+    t = (mk_sbuf){0};
     static const char *const threads[] = {"1", "4"};
     for (int th = 0; th < 2; th++) {
         char dir[4200], what[64];
@@ -1119,26 +1079,26 @@ static void test_import_big_file_error_order(void **state)
         run_result ir, r;
         mk_run(&ir, "import", "--data", dir, "--threads", threads[th], "--precision", "s", file);
         expect_status(what, &ir, 1);
-        assert_int_equal(field_u64(sb_str(&ir.out), "lines: "), n_lines);
-        assert_int_equal(field_u64(sb_str(&ir.out), "samples accepted: "), 2 * (n_lines - n_bad));
-        assert_int_equal(field_u64(sb_str(&ir.out), "samples rejected: "), n_bad);
+        assert_int_equal(field_u64(mk_sb_str(&ir.out), "lines: "), n_lines);
+        assert_int_equal(field_u64(mk_sb_str(&ir.out), "samples accepted: "), 2 * (n_lines - n_bad));
+        assert_int_equal(field_u64(mk_sb_str(&ir.out), "samples rejected: "), n_bad);
         mk_run(&r, "dump", "--data", dir, "m,host=h3", "--from", "1764547203s", "--to", "1764547204s");
         /* series print in id order */
         const char *lv = "m,host=h3 v=-1 1764547203000\n", *lw = "m,host=h3 w=-1.5 1764547203000\n";
         int is_v_first = XXH3_64bits("m,host=h3 v", 11) < XXH3_64bits("m,host=h3 w", 11);
         char both[128];
         snprintf(both, sizeof both, "%s%s", is_v_first ? lv : lw, is_v_first ? lw : lv);
-        expect_same_text("the last line wins", sb_str(&r.out), both);
+        expect_same_text("the last line wins", mk_sb_str(&r.out), both);
         run_free(&r);
-        sbuf want = {0};
+        mk_sbuf want = {0};
         for (int i = 0; i < 10; i++)
-            sb_printf(&want, "%s:%" PRIu64 ":12: missing '=' after field key 'v'\n", file, bad_lines[i]);
-        sb_printf(&want, "... and %d more errors\n", n_bad - 10);
-        expect_same_text(what, sb_str(&ir.err), sb_str(&want));
-        sb_free(&want);
+            mk_sb_printf(&want, "%s:%" PRIu64 ":12: missing '=' after field key 'v'\n", file, bad_lines[i]);
+        mk_sb_printf(&want, "... and %d more errors\n", n_bad - 10);
+        expect_same_text(what, mk_sb_str(&ir.err), mk_sb_str(&want));
+        mk_sb_free(&want);
         run_free(&ir);
     }
-    sb_free(&g_big);
+    mk_sb_free(&g_big);
     free(file);
     mk_test_rmrf(root);
     free(root);
@@ -1156,14 +1116,14 @@ static void test_import_non_regular_file(void **state)
     run_result r;
     mk_run_stdin(&r, lp, strlen(lp), "import", "--data", dir, "--precision", "s", "/dev/stdin");
     expect_status("import /dev/stdin", &r, 0);
-    if (field_u64(sb_str(&r.out), "lines: ") != 2) {
+    if (field_u64(mk_sb_str(&r.out), "lines: ") != 2) {
         show_run("import /dev/stdin", &r);
         fail_msg("import of /dev/stdin (a pipe) loaded %" PRIu64 " of 2 lines and still exited 0",
-                 field_u64(sb_str(&r.out), "lines: "));
+                 field_u64(mk_sb_str(&r.out), "lines: "));
     }
     run_free(&r);
     mk_run(&r, "dump", "--data", dir, "pipe");
-    expect_same_text("dump pipe", sb_str(&r.out), "pipe,k=v x=1 1764547200000\npipe,k=v x=2 1764547201000\n");
+    expect_same_text("dump pipe", mk_sb_str(&r.out), "pipe,k=v x=1 1764547200000\npipe,k=v x=2 1764547201000\n");
     run_free(&r);
     mk_test_rmrf(root);
     free(root);
@@ -1182,9 +1142,9 @@ static void test_import_missing_file(void **state)
     expect_status("import of a missing file", &r, 3);
     char want[4300];
     snprintf(want, sizeof want, "%s: No such file or directory", file);
-    expect_has("stderr", sb_str(&r.err), want);
+    expect_has("stderr", mk_sb_str(&r.err), want);
     /* nothing unrelated (such as a stale message about index.mki) */
-    if (strstr(sb_str(&r.err), "index.mki")) { show_run("import of a missing file", &r); fail_msg("misleading message"); }
+    if (strstr(mk_sb_str(&r.err), "index.mki")) { show_run("import of a missing file", &r); fail_msg("misleading message"); }
     run_free(&r);
     mk_test_rmrf(root);
     free(root);
@@ -1209,7 +1169,7 @@ static void test_import_locked(void **state)
     /* wait until the holder has the lock: it writes its pid into LOCK */
     char want_pid[32];
     snprintf(want_pid, sizeof want_pid, "%d\n", (int)holder.pid);
-    int64_t deadline = mono_ms() + RUN_TIMEOUT_MS;
+    int64_t deadline = mk_test_mono_ms() + RUN_TIMEOUT_MS;
     for (;;) {
         char buf[32] = "";
         FILE *lf = fopen(lock, "r");
@@ -1219,28 +1179,28 @@ static void test_import_locked(void **state)
             fclose(lf);
         }
         if (strcmp(buf, want_pid) == 0) break;
-        if (mono_ms() > deadline) { kill(holder.pid, SIGKILL); fail_msg("the first import never took the lock"); }
+        if (mk_test_mono_ms() > deadline) { kill(holder.pid, SIGKILL); fail_msg("the first import never took the lock"); }
         usleep(5000);
     }
     run_result r;
     mk_run_stdin(&r, line2, strlen(line2), "import", "--data", dir, "--precision", "s", "-");
     expect_status("import into a held directory", &r, 3);
-    expect_has("stderr", sb_str(&r.err), "in use");
+    expect_has("stderr", mk_sb_str(&r.err), "in use");
     char pid_text[48];
     snprintf(pid_text, sizeof pid_text, "pid %d", (int)holder.pid);
-    expect_has("stderr", sb_str(&r.err), pid_text);
+    expect_has("stderr", mk_sb_str(&r.err), pid_text);
     run_free(&r);
     /* the holder finishes normally once its input ends */
     run_result hr = {0};
     communicate(&holder, NULL, 0, 0, &hr);
     expect_status("the holding import", &hr, 0);
-    assert_int_equal(field_u64(sb_str(&hr.out), "samples accepted: "), 1);
+    assert_int_equal(field_u64(mk_sb_str(&hr.out), "samples accepted: "), 1);
     run_free(&hr);
     mk_run(&r, "dump", "--data", dir, "held");
-    expect_same_text("dump held", sb_str(&r.out), "held v=1 1764547200000\n");
+    expect_same_text("dump held", mk_sb_str(&r.out), "held v=1 1764547200000\n");
     run_free(&r);
     mk_run(&r, "dump", "--data", dir, "other");
-    expect_same_text("dump other", sb_str(&r.out), "");
+    expect_same_text("dump other", mk_sb_str(&r.out), "");
     run_free(&r);
 
     /* the test process holds it through the library */
@@ -1249,14 +1209,14 @@ static void test_import_locked(void **state)
     assert_int_equal(mk_db_open(dir, NULL, &db, &d), MK_OK);
     mk_run_stdin(&r, line2, strlen(line2), "import", "--data", dir, "--precision", "s", "-");
     expect_status("import into a directory open in the library", &r, 3);
-    expect_has("stderr", sb_str(&r.err), "in use");
+    expect_has("stderr", mk_sb_str(&r.err), "in use");
     snprintf(pid_text, sizeof pid_text, "pid %d", (int)getpid());
-    expect_has("stderr", sb_str(&r.err), pid_text);
+    expect_has("stderr", mk_sb_str(&r.err), pid_text);
     run_free(&r);
     /* readers do not need the lock */
     mk_run(&r, "dump", "--data", dir, "held");
     expect_status("dump beside a writer", &r, 0);
-    expect_same_text("dump held", sb_str(&r.out), "held v=1 1764547200000\n");
+    expect_same_text("dump held", mk_sb_str(&r.out), "held v=1 1764547200000\n");
     run_free(&r);
     mk_run(&r, "verify", "--data", dir);
     expect_status("verify beside a writer", &r, 0);
@@ -1275,7 +1235,7 @@ static void test_import_locked(void **state)
 static void check_dump(const fixture *f, const selector *q, const char *from, int64_t from_ms, const char *to,
                        int64_t to_ms)
 {
-    sbuf want = {0};
+    mk_sbuf want = {0};
     size_t n_want;
     expected_dump(&f->g.m, q, from_ms, to_ms, &want, &n_want);
     run_result r;
@@ -1295,13 +1255,13 @@ static void check_dump(const fixture *f, const selector *q, const char *from, in
     char what[512];
     snprintf(what, sizeof what, "dump '%s' --from %s --to %s", q->text, from ? from : "-", to ? to : "-");
     expect_status(what, &r, 0);
-    expect_same_text(what, sb_str(&r.out), sb_str(&want));
+    expect_same_text(what, mk_sb_str(&r.out), mk_sb_str(&want));
     fprintf(stderr, "test_cli: %s: %zu samples\n", what, n_want);
     int is_any = 0;
     for (size_t i = 0; i < f->g.m.n_s; i++) is_any |= sel_matches(q, &f->g.m.s[i]);
-    if (!is_any) expect_has(what, sb_str(&r.err), "no series matches");
+    if (!is_any) expect_has(what, mk_sb_str(&r.err), "no series matches");
     run_free(&r);
-    sb_free(&want);
+    mk_sb_free(&want);
 }
 
 static void test_dump_selectors_and_ranges(void **state)
@@ -1365,7 +1325,7 @@ static void test_dump_round_trip(void **state)
     char *root = mk_test_dir("cli-rt");
     char dir2[4200];
     snprintf(dir2, sizeof dir2, "%s/d2", root);
-    sbuf all = {0};
+    mk_sbuf all = {0};
     char sels[N_MEAS][64];
     size_t n_lines = 0;
     for (size_t mi = 0; mi < N_MEAS; mi++) {
@@ -1373,7 +1333,7 @@ static void test_dump_round_trip(void **state)
         run_result r;
         mk_run(&r, "dump", "--data", f->dir, sels[mi]);
         expect_status("dump", &r, 0);
-        sb_add(&all, r.out.p ? r.out.p : "", r.out.n);
+        mk_sb_add(&all, r.out.p ? r.out.p : "", r.out.n);
         for (size_t i = 0; i < r.out.n; i++) n_lines += r.out.p[i] == '\n';
         run_free(&r);
     }
@@ -1384,19 +1344,19 @@ static void test_dump_round_trip(void **state)
     run_result r;
     mk_run(&r, "import", "--data", dir2, "--precision", "ms", file);
     expect_status("import of the dump", &r, 0);
-    assert_int_equal(field_u64(sb_str(&r.out), "lines: "), n_lines);
-    assert_int_equal(field_u64(sb_str(&r.out), "samples accepted: "), n_lines);
+    assert_int_equal(field_u64(mk_sb_str(&r.out), "lines: "), n_lines);
+    assert_int_equal(field_u64(mk_sb_str(&r.out), "samples accepted: "), n_lines);
     run_free(&r);
-    sbuf again = {0};
+    mk_sbuf again = {0};
     for (size_t mi = 0; mi < N_MEAS; mi++) {
         mk_run(&r, "dump", "--data", dir2, sels[mi]);
         expect_status("dump of the copy", &r, 0);
-        sb_add(&again, r.out.p ? r.out.p : "", r.out.n);
+        mk_sb_add(&again, r.out.p ? r.out.p : "", r.out.n);
         run_free(&r);
     }
-    expect_same_text("dump after the round trip", sb_str(&again), sb_str(&all));
-    sb_free(&all);
-    sb_free(&again);
+    expect_same_text("dump after the round trip", mk_sb_str(&again), mk_sb_str(&all));
+    mk_sb_free(&all);
+    mk_sb_free(&again);
     free(file);
     mk_test_rmrf(root);
     free(root);
@@ -1413,7 +1373,7 @@ static void test_inspect(void **state)
     expect_status("inspect", &r, 0);
     size_t n_distinct;
     free(model_resolve(&f->g.m, &n_distinct));
-    const char *out = sb_str(&r.out);
+    const char *out = mk_sb_str(&r.out);
     uint64_t n_series = field_u64(out, "series in index.mki: ");
     uint64_t n_blocks = field_u64(out, "blocks: ");
     uint64_t n_samples = field_u64(out, ", samples: ");
@@ -1430,8 +1390,8 @@ static void test_inspect(void **state)
     run_free(&r);
     mk_run(&r, "inspect", "--data", f->dir, "--verbose");
     expect_status("inspect --verbose", &r, 0);
-    expect_has("inspect --verbose", sb_str(&r.out), "\n0000000000000001 ");
-    expect_has("inspect --verbose", sb_str(&r.out), "B/sample");
+    expect_has("inspect --verbose", mk_sb_str(&r.out), "\n0000000000000001 ");
+    expect_has("inspect --verbose", mk_sb_str(&r.out), "B/sample");
     run_free(&r);
 }
 
@@ -1442,12 +1402,12 @@ static void test_verify_clean(void **state)
     run_result r;
     mk_run(&r, "verify", "--data", f->dir);
     expect_status("verify", &r, 0);
-    expect_has("verify", sb_str(&r.out), "all checksums good");
-    if (strstr(sb_str(&r.out), "DAMAGE")) { show_run("verify", &r); fail_msg("verify reports damage on a clean import"); }
+    expect_has("verify", mk_sb_str(&r.out), "all checksums good");
+    if (strstr(mk_sb_str(&r.out), "DAMAGE")) { show_run("verify", &r); fail_msg("verify reports damage on a clean import"); }
     char want[64];
     snprintf(want, sizeof want, ": %zu series, ", f->g.m.n_s);
-    expect_has("verify", sb_str(&r.out), want);
-    expect_has("verify", sb_str(&r.out), " 0 WAL records");
+    expect_has("verify", mk_sb_str(&r.out), want);
+    expect_has("verify", mk_sb_str(&r.out), " 0 WAL records");
     run_free(&r);
     /* an import leaves no WAL behind */
     char wal[4300];
@@ -1460,7 +1420,7 @@ static void test_verify_clean(void **state)
     snprintf(nodir, sizeof nodir, "%s/no-such-dir", f->root);
     mk_run(&r, "verify", "--data", nodir);
     expect_status("verify of a missing directory", &r, 3);
-    expect_has("stderr", sb_str(&r.err), "no such data directory");
+    expect_has("stderr", mk_sb_str(&r.err), "no such data directory");
     run_free(&r);
 }
 

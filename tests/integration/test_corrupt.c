@@ -56,34 +56,7 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
 
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        assert_non_null(p);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static const char *sb_str(const sbuf *b) { return b->p ? b->p : ""; }
-static void sb_free(sbuf *b) { free(b->p); *b = (sbuf){0}; }
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sh(const char *fmt, ...)
@@ -163,7 +136,7 @@ static size_t list_names(const char *dir, const char *suffix, char names[][64], 
 /* Runs `meerkat args...` (NULL-terminated); its stdout, then its stderr,
  * into *out (through files in scratch); returns the exit status. Killed after
  * RUN_TIMEOUT_MS; a crash or a sanitizer report fails the test. */
-static int run_mk(const char *scratch, sbuf *out, ...)
+static int run_mk(const char *scratch, mk_sbuf *out, ...)
 {
     const char *bin = getenv("MK_BIN");
     if (!bin || !*bin) fail_msg("MK_BIN is not set (run through ctest)");
@@ -194,12 +167,12 @@ static int run_mk(const char *scratch, sbuf *out, ...)
         _exit(127);
     }
     int st = 0;
-    int64_t deadline = mono_ms() + RUN_TIMEOUT_MS;
+    int64_t deadline = mk_test_mono_ms() + RUN_TIMEOUT_MS;
     for (;;) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) break;
         assert_int_equal(w, 0);
-        if (mono_ms() > deadline) {
+        if (mk_test_mono_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             fail_msg("meerkat %s did not finish within %d ms; killed", argv[1], RUN_TIMEOUT_MS);
@@ -208,22 +181,22 @@ static int run_mk(const char *scratch, sbuf *out, ...)
     }
     size_t n;
     uint8_t *p = slurp(log, &n);
-    *out = (sbuf){0};
-    sb_add(out, (const char *)p, n); /* stdout, then stderr */
+    *out = (mk_sbuf){0};
+    mk_sb_add(out, (const char *)p, n); /* stdout, then stderr */
     free(p);
     p = slurp(err, &n);
-    sb_add(out, (const char *)p, n);
+    mk_sb_add(out, (const char *)p, n);
     free(p);
-    if (WIFSIGNALED(st) || strstr(sb_str(out), "Sanitizer") || strstr(sb_str(out), "runtime error:")) {
+    if (WIFSIGNALED(st) || strstr(mk_sb_str(out), "Sanitizer") || strstr(mk_sb_str(out), "runtime error:")) {
         char msg[4096];
-        snprintf(msg, sizeof msg, "%s", sb_str(out));
-        sb_free(out);
+        snprintf(msg, sizeof msg, "%s", mk_sb_str(out));
+        mk_sb_free(out);
         fail_msg("meerkat %s crashed or a sanitizer fired:\n%s", argv[1], msg);
     }
     return WEXITSTATUS(st);
 }
 
-static int run_verify(const char *dir, const char *scratch, sbuf *out)
+static int run_verify(const char *dir, const char *scratch, mk_sbuf *out)
 {
     return run_mk(scratch, out, "verify", "--data", dir, (const char *)NULL);
 }
@@ -237,7 +210,7 @@ static void expect_has(const char *what, const char *text, const char *needle)
 
 typedef struct logcap {
     pthread_mutex_t mu;
-    sbuf text;
+    mk_sbuf text;
     int n_warn, n_err;
 } logcap;
 
@@ -246,9 +219,9 @@ static void log_cb(void *ctx, int level, const char *msg)
     logcap *lc = ctx;
     pthread_mutex_lock(&lc->mu);
     const char *lv = level == MK_LOG_ERROR ? "error: " : level == MK_LOG_WARN ? "warning: " : "info: ";
-    sb_add(&lc->text, lv, strlen(lv));
-    sb_add(&lc->text, msg, strlen(msg));
-    sb_add(&lc->text, "\n", 1);
+    mk_sb_add(&lc->text, lv, strlen(lv));
+    mk_sb_add(&lc->text, msg, strlen(msg));
+    mk_sb_add(&lc->text, "\n", 1);
     if (level == MK_LOG_WARN) lc->n_warn++;
     if (level == MK_LOG_ERROR) lc->n_err++;
     pthread_mutex_unlock(&lc->mu);
@@ -567,8 +540,8 @@ static void build_base(void)
     assert_int_equal(mk_db_stats_get(db, &st), MK_OK);
     assert_true(st.n_head_samples > 0);
     if (mk_db_close(db, &d)) fail_msg("mk_db_close: %s", d.msg);
-    if (lc.n_warn || lc.n_err) fail_msg("building the base logged problems:\n%s", sb_str(&lc.text));
-    sb_free(&lc.text);
+    if (lc.n_warn || lc.n_err) fail_msg("building the base logged problems:\n%s", mk_sb_str(&lc.text));
+    mk_sb_free(&lc.text);
 
     read_block_layouts();
     read_wal_layout();
@@ -580,10 +553,10 @@ static void build_base(void)
     assert_true(g.n_blocks > (size_t)n_a_blocks);
 
     /* the pristine directory is sound */
-    sbuf out;
+    mk_sbuf out;
     int rc = run_verify(g.dir, g.root, &out);
-    if (rc != 0) fail_msg("verify of the pristine directory: exit %d\n%s", rc, sb_str(&out));
-    sb_free(&out);
+    if (rc != 0) fail_msg("verify of the pristine directory: exit %d\n%s", rc, mk_sb_str(&out));
+    mk_sb_free(&out);
 }
 
 static int g_built; /* 0 not yet, 1 done, -1 failed */
@@ -745,7 +718,7 @@ static mk_db *open_damaged(const casedir *c, logcap *lc, const char *what, int i
     mk_diag d = {0};
     mk_err rc = mk_db_open(c->dir, &o, &db, &d);
     if (rc) fail_msg("%s: the damaged database does not open: %s: %s\nlog:\n%s", what, mk_err_name(rc), d.msg,
-                     sb_str(&lc->text));
+                     mk_sb_str(&lc->text));
     return db;
 }
 
@@ -786,36 +759,36 @@ static void test_chunk_payload_flip(void **state)
         snprintf(path, sizeof path, "%s/blocks/%s", cd.dir, b->name);
         flip_byte(path, pos, mask);
 
-        sbuf out;
+        mk_sbuf out;
         int rc = run_verify(cd.dir, cd.root, &out);
-        if (rc != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, rc, sb_str(&out));
+        if (rc != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, rc, mk_sb_str(&out));
         char want[4600];
         snprintf(want, sizeof want, "DAMAGE %s: offset %" PRIu64 ": ", path, c->offset);
-        expect_has("verify", sb_str(&out), want);
-        sb_free(&out);
+        expect_has("verify", mk_sb_str(&out), want);
+        mk_sb_free(&out);
 
         /* `meerkat dump` of the series: exit 1, names the chunk, prints the
          * rest */
         char sel[128];
         snprintf(sel, sizeof sel, "%s,host=%s %s", k_series[s].meas, k_series[s].host, k_series[s].field);
         rc = run_mk(cd.root, &out, "dump", "--data", cd.dir, sel, (const char *)NULL);
-        if (rc != 1) fail_msg("%s: dump exit %d, expected 1\n%.2000s", what, rc, sb_str(&out));
+        if (rc != 1) fail_msg("%s: dump exit %d, expected 1\n%.2000s", what, rc, mk_sb_str(&out));
         snprintf(want, sizeof want, "offset %" PRIu64, c->offset);
-        expect_has("dump", sb_str(&out), path);
-        expect_has("dump", sb_str(&out), want);
+        expect_has("dump", mk_sb_str(&out), path);
+        expect_has("dump", mk_sb_str(&out), want);
         size_t n_want, n_lines = 0;
         free(expected_series(s, &l, &n_want));
         char prefix[128];
         snprintf(prefix, sizeof prefix, "%s,host=%s %s=", k_series[s].meas, k_series[s].host, k_series[s].field);
         size_t pl = strlen(prefix);
-        for (const char *q = sb_str(&out); *q;) { /* lines starting with prefix (no strstr loop: O(n^2) under ASan) */
+        for (const char *q = mk_sb_str(&out); *q;) { /* lines starting with prefix (no strstr loop: O(n^2) under ASan) */
             n_lines += strncmp(q, prefix, pl) == 0;
             const char *eol = strchr(q, '\n');
             if (!eol) break;
             q = eol + 1;
         }
         if (n_lines != n_want) fail_msg("%s: dump printed %zu samples, expected %zu", what, n_lines, n_want);
-        sb_free(&out);
+        mk_sb_free(&out);
 
         for (int is_ro = 1; is_ro >= 0; is_ro--) {
             logcap lc = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
@@ -823,7 +796,7 @@ static void test_chunk_payload_flip(void **state)
             check_reads(db, &l, s, path, c->offset, what);
             mk_diag d = {0};
             assert_int_equal(mk_db_close(db, &d), MK_OK);
-            sb_free(&lc.text);
+            mk_sb_free(&lc.text);
         }
         case_done(&cd);
     }
@@ -831,15 +804,15 @@ static void test_chunk_payload_flip(void **state)
 
 /* The whole block is left out: verify names it, the open logs it, every
  * other block serves its data. */
-static void check_block_lost(const casedir *cd, const blk *b, const char *path, const char *what, sbuf *fails)
+static void check_block_lost(const casedir *cd, const blk *b, const char *path, const char *what, mk_sbuf *fails)
 {
-    sbuf out;
+    mk_sbuf out;
     int rc = run_verify(cd->dir, cd->root, &out);
-    if (rc != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, rc, sb_str(&out));
+    if (rc != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, rc, mk_sb_str(&out));
     char want[4600];
     snprintf(want, sizeof want, "DAMAGE %s", path);
-    expect_has("verify", sb_str(&out), want);
-    sb_free(&out);
+    expect_has("verify", mk_sb_str(&out), want);
+    mk_sb_free(&out);
 
     logcap lc = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     if (fails) { /* collect a failing open instead of stopping */
@@ -850,30 +823,30 @@ static void check_block_lost(const casedir *cd, const blk *b, const char *path, 
         if (prc) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s: the database does not open: %s: %s\n", what, mk_err_name(prc), pd.msg);
-            sb_add(fails, msg, strlen(msg));
-            sb_free(&lc.text);
+            mk_sb_add(fails, msg, strlen(msg));
+            mk_sb_free(&lc.text);
             return;
         }
         assert_int_equal(mk_db_close(probe, &pd), MK_OK);
-        sb_free(&lc.text);
+        mk_sb_free(&lc.text);
         lc = (logcap){PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     }
     for (int is_ro = 1; is_ro >= 0; is_ro--) {
         mk_db *db = open_damaged(cd, &lc, what, is_ro);
-        if (!strstr(sb_str(&lc.text), path))
-            fail_msg("%s: the open%s did not log the damaged block; log:\n%s", what, is_ro ? " (read-only)" : "", sb_str(&lc.text));
+        if (!strstr(mk_sb_str(&lc.text), path))
+            fail_msg("%s: the open%s did not log the damaged block; log:\n%s", what, is_ro ? " (read-only)" : "", mk_sb_str(&lc.text));
         loss l = {LOSS_BLOCK, b->phase, -1, b->min_ts, b->max_ts, 0};
         check_reads(db, &l, -1, NULL, 0, what);
         mk_diag d = {0};
         assert_int_equal(mk_db_close(db, &d), MK_OK);
-        sb_free(&lc.text);
+        mk_sb_free(&lc.text);
         lc = (logcap){PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     }
     /* the damaged file is left in place for the operator: verify still
      * names it after a read-write open */
     rc = run_verify(cd->dir, cd->root, &out);
-    if (rc != 1 || !strstr(sb_str(&out), path)) fail_msg("%s: verify after the open: exit %d\n%s", what, rc, sb_str(&out));
-    sb_free(&out);
+    if (rc != 1 || !strstr(mk_sb_str(&out), path)) fail_msg("%s: verify after the open: exit %d\n%s", what, rc, mk_sb_str(&out));
+    mk_sb_free(&out);
 }
 
 static void test_block_footer_flip(void **state)
@@ -915,7 +888,7 @@ static void test_block_header_flip(void **state)
         {0, 0x01, "magic"}, {4, 0x02, "version (1 -> 3)"}, {5, 0x80, "version high byte"},
         {6, 0x01, "flags"}, {8, 0x01, "seq"}, {15, 0x40, "seq high byte"},
     };
-    sbuf fails = {0};
+    mk_sbuf fails = {0};
     for (size_t k = 0; k < sizeof k_pos / sizeof k_pos[0]; k++) {
         const blk *b = &g.blocks[mk_rng_below(&r, g.n_blocks)];
         char what[256];
@@ -932,8 +905,8 @@ static void test_block_header_flip(void **state)
     }
     if (fails.n) {
         char msg[8192];
-        snprintf(msg, sizeof msg, "%s", sb_str(&fails));
-        sb_free(&fails);
+        snprintf(msg, sizeof msg, "%s", mk_sb_str(&fails));
+        mk_sb_free(&fails);
         fail_msg("block header damage:\n%s", msg);
     }
 }
@@ -973,37 +946,37 @@ static void check_wal_case(const casedir *cd, const char *wal_path, int from_bat
     uint64_t size_before = file_size(wal_path);
     logcap lro = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     mk_db *db = open_damaged(cd, &lro, what, 1);
-    if (warn_off >= 0 && !strstr(sb_str(&lro.text), wal_path))
-        fail_msg("%s: no warning names %s (read-only); log:\n%s", what, wal_path, sb_str(&lro.text));
+    if (warn_off >= 0 && !strstr(mk_sb_str(&lro.text), wal_path))
+        fail_msg("%s: no warning names %s (read-only); log:\n%s", what, wal_path, mk_sb_str(&lro.text));
     check_reads(db, &l, -1, NULL, 0, what);
     assert_int_equal(mk_db_close(db, &d), MK_OK);
-    sb_free(&lro.text);
+    mk_sb_free(&lro.text);
     if (file_size(wal_path) != size_before) fail_msg("%s: a read-only open changed %s", what, wal_path);
 
     logcap lc = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     db = open_damaged(cd, &lc, what, 0);
     if (warn_off >= 0) {
-        if (!strstr(sb_str(&lc.text), wal_path)) fail_msg("%s: no warning names %s; log:\n%s", what, wal_path, sb_str(&lc.text));
+        if (!strstr(mk_sb_str(&lc.text), wal_path)) fail_msg("%s: no warning names %s; log:\n%s", what, wal_path, mk_sb_str(&lc.text));
         char off[64];
         snprintf(off, sizeof off, "offset %" PRId64, warn_off);
-        expect_has("the log", sb_str(&lc.text), off);
+        expect_has("the log", mk_sb_str(&lc.text), off);
         if (lc.n_warn + lc.n_err == 0) fail_msg("%s: nothing logged", what);
     }
     check_reads(db, &l, -1, NULL, 0, what);
     assert_int_equal(mk_db_close(db, &d), MK_OK);
-    sb_free(&lc.text);
+    mk_sb_free(&lc.text);
     /* the open truncated the damaged segment: the directory is sound again */
-    sbuf out;
+    mk_sbuf out;
     int rc = run_verify(cd->dir, cd->root, &out);
-    if (rc != 0) fail_msg("%s: verify after the recovering open: exit %d\n%s", what, rc, sb_str(&out));
-    sb_free(&out);
+    if (rc != 0) fail_msg("%s: verify after the recovering open: exit %d\n%s", what, rc, mk_sb_str(&out));
+    mk_sb_free(&out);
     /* and a second open replays the same and logs nothing more */
     logcap lc2 = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     db = open_damaged(cd, &lc2, what, 0);
     check_reads(db, &l, -1, NULL, 0, what);
     assert_int_equal(mk_db_close(db, &d), MK_OK);
-    if (lc2.n_warn || lc2.n_err) fail_msg("%s: the second open still logs:\n%s", what, sb_str(&lc2.text));
-    sb_free(&lc2.text);
+    if (lc2.n_warn || lc2.n_err) fail_msg("%s: the second open still logs:\n%s", what, mk_sb_str(&lc2.text));
+    mk_sb_free(&lc2.text);
 }
 
 /* First phase C batch at or after record i. */
@@ -1036,14 +1009,14 @@ static void test_wal_record_flip(void **state)
         snprintf(path, sizeof path, "%s/wal/%s", cd.dir, g.wal_name);
         flip_byte(path, pos, mask);
 
-        sbuf out;
+        mk_sbuf out;
         int st = run_verify(cd.dir, cd.root, &out);
-        if (st != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, st, sb_str(&out));
-        expect_has("verify", sb_str(&out), path);
+        if (st != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, st, mk_sb_str(&out));
+        expect_has("verify", mk_sb_str(&out), path);
         char off[64];
         snprintf(off, sizeof off, "offset %" PRIu64, rc0->off);
-        expect_has("verify", sb_str(&out), off);
-        sb_free(&out);
+        expect_has("verify", mk_sb_str(&out), off);
+        mk_sb_free(&out);
 
         /* the SERIES record lost: the series is still known from index.mki,
          * but every sample record after it is dropped with it */
@@ -1084,11 +1057,11 @@ static void test_wal_torn_tail(void **state)
             warn_off = (int64_t)last->off;
         }
         fprintf(stderr, "test_corrupt: %s\n", what);
-        sbuf out;
+        mk_sbuf out;
         int st = run_verify(cd.dir, cd.root, &out);
-        if (st != 0 && st != 1) fail_msg("%s: verify exit %d\n%s", what, st, sb_str(&out));
-        if (st == 1) expect_has("verify", sb_str(&out), path);
-        sb_free(&out);
+        if (st != 0 && st != 1) fail_msg("%s: verify exit %d\n%s", what, st, mk_sb_str(&out));
+        if (st == 1) expect_has("verify", mk_sb_str(&out), path);
+        mk_sb_free(&out);
         check_wal_case(&cd, path, from_batch, warn_off, what);
         case_done(&cd);
     }
@@ -1114,7 +1087,7 @@ static void test_wal_header_flip(void **state)
         {0, 0x01, "magic"}, {4, 0x02, "version (1 -> 3)"}, {6, 0x01, "reserved"},
         {8, 0x01, "seq"},   {16, 0x10, "checksum"},
     };
-    sbuf fails = {0};
+    mk_sbuf fails = {0};
     for (size_t k = 0; k < sizeof k_pos / sizeof k_pos[0]; k++) {
         char what[256], msg[1024];
         snprintf(what, sizeof what, "WAL header flip %zu: byte %" PRIu64 " ^ %#x (%s)", k, k_pos[k].pos, k_pos[k].mask,
@@ -1125,11 +1098,11 @@ static void test_wal_header_flip(void **state)
         char path[4400];
         snprintf(path, sizeof path, "%s/wal/%s", cd.dir, g.wal_name);
         flip_byte(path, k_pos[k].pos, k_pos[k].mask);
-        sbuf out;
+        mk_sbuf out;
         int st = run_verify(cd.dir, cd.root, &out);
-        if (st != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, st, sb_str(&out));
-        expect_has("verify", sb_str(&out), path);
-        sb_free(&out);
+        if (st != 1) fail_msg("%s: verify exit %d, expected 1\n%s", what, st, mk_sb_str(&out));
+        expect_has("verify", mk_sb_str(&out), path);
+        mk_sb_free(&out);
 
         logcap lc = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
         mk_options o = db_options(&lc);
@@ -1138,20 +1111,20 @@ static void test_wal_header_flip(void **state)
         mk_err rc = mk_db_open(cd.dir, &o, &db, &d);
         if (rc) {
             snprintf(msg, sizeof msg, "%s: the database does not open: %s: %s\n", what, mk_err_name(rc), d.msg);
-            sb_add(&fails, msg, strlen(msg));
+            mk_sb_add(&fails, msg, strlen(msg));
         } else {
-            if (!strstr(sb_str(&lc.text), path)) fail_msg("%s: no warning names %s; log:\n%s", what, path, sb_str(&lc.text));
+            if (!strstr(mk_sb_str(&lc.text), path)) fail_msg("%s: no warning names %s; log:\n%s", what, path, mk_sb_str(&lc.text));
             loss l = {LOSS_WAL_FROM, PH_C, -1, 0, 0, 0};
             check_reads(db, &l, -1, NULL, 0, what);
             assert_int_equal(mk_db_close(db, &d), MK_OK);
         }
-        sb_free(&lc.text);
+        mk_sb_free(&lc.text);
         case_done(&cd);
     }
     if (fails.n) {
         char msg[8192];
-        snprintf(msg, sizeof msg, "%s", sb_str(&fails));
-        sb_free(&fails);
+        snprintf(msg, sizeof msg, "%s", mk_sb_str(&fails));
+        mk_sb_free(&fails);
         fail_msg("WAL header damage:\n%s", msg);
     }
 }
@@ -1162,18 +1135,18 @@ static void test_wal_header_flip(void **state)
  * with a message naming it, or succeeds and says so in the log, and then
  * serves nothing untrue. Problems are collected in *fails (every case runs,
  * so one report shows them all). */
-static void check_index_case(const casedir *cd, const char *what, sbuf *fails)
+static void check_index_case(const casedir *cd, const char *what, mk_sbuf *fails)
 {
     char msg[1024];
-    sbuf out;
+    mk_sbuf out;
     int st = run_verify(cd->dir, cd->root, &out);
-    fprintf(stderr, "test_corrupt: %s: verify exit %d:\n%s", what, st, sb_str(&out));
-    if (st != 1 || !strstr(sb_str(&out), "index.mki")) {
+    fprintf(stderr, "test_corrupt: %s: verify exit %d:\n%s", what, st, mk_sb_str(&out));
+    if (st != 1 || !strstr(mk_sb_str(&out), "index.mki")) {
         snprintf(msg, sizeof msg, "%s: verify exit %d%s\n", what, st,
-                 strstr(sb_str(&out), "index.mki") ? "" : " and its output does not name index.mki");
-        sb_add(fails, msg, strlen(msg));
+                 strstr(mk_sb_str(&out), "index.mki") ? "" : " and its output does not name index.mki");
+        mk_sb_add(fails, msg, strlen(msg));
     }
-    sb_free(&out);
+    mk_sb_free(&out);
 
     logcap lc = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
     mk_options o = db_options(&lc);
@@ -1181,20 +1154,20 @@ static void check_index_case(const casedir *cd, const char *what, sbuf *fails)
     mk_diag d = {0};
     mk_err rc = mk_db_open(cd->dir, &o, &db, &d);
     fprintf(stderr, "test_corrupt: %s: mk_db_open: %s%s%s\n  log: %s\n", what, mk_err_name(rc), rc ? ": " : "",
-            rc ? d.msg : "", sb_str(&lc.text));
+            rc ? d.msg : "", mk_sb_str(&lc.text));
     if (rc) {
         assert_null(db);
         if (!strstr(d.msg, "index.mki")) {
             snprintf(msg, sizeof msg, "%s: the open failed (%s) without naming index.mki: %s\n", what, mk_err_name(rc), d.msg);
-            sb_add(fails, msg, strlen(msg));
+            mk_sb_add(fails, msg, strlen(msg));
         }
     } else {
         /* it opened: the loss of the index must have been said, and what it
          * serves must be true (a series it cannot find is reported, not
          * invented) */
-        if (!strstr(sb_str(&lc.text), "index.mki")) {
+        if (!strstr(mk_sb_str(&lc.text), "index.mki")) {
             snprintf(msg, sizeof msg, "%s: the database opened without a word about index.mki\n", what);
-            sb_add(fails, msg, strlen(msg));
+            mk_sb_add(fails, msg, strlen(msg));
         }
         size_t n_missing = 0;
         for (int s = 0; s < N_SERIES; s++) {
@@ -1208,14 +1181,14 @@ static void check_index_case(const casedir *cd, const char *what, sbuf *fails)
         if (n_missing) {
             snprintf(msg, sizeof msg, "%s: the database opened, but %zu of %d series are gone (their blocks are intact)\n", what,
                      n_missing, N_SERIES);
-            sb_add(fails, msg, strlen(msg));
+            mk_sb_add(fails, msg, strlen(msg));
         } else {
             loss none = {LOSS_NONE, 0, 0, 0, 0, 0};
             check_reads(db, &none, -1, NULL, 0, what);
         }
         assert_int_equal(mk_db_close(db, &d), MK_OK);
     }
-    sb_free(&lc.text);
+    mk_sb_free(&lc.text);
 }
 
 static void test_index_damage(void **state)
@@ -1226,7 +1199,7 @@ static void test_index_damage(void **state)
     char src[4300];
     snprintf(src, sizeof src, "%s/index.mki", g.dir);
     uint64_t size = file_size(src);
-    sbuf fails = {0};
+    mk_sbuf fails = {0};
     for (int k = 0; k < 7; k++) {
         casedir cd;
         case_copy(&cd, "index", k);
@@ -1253,8 +1226,8 @@ static void test_index_damage(void **state)
     }
     if (fails.n) {
         char msg[8192];
-        snprintf(msg, sizeof msg, "%s", sb_str(&fails));
-        sb_free(&fails);
+        snprintf(msg, sizeof msg, "%s", mk_sb_str(&fails));
+        mk_sb_free(&fails);
         fail_msg("index damage:\n%s", msg);
     }
 }
