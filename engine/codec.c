@@ -118,8 +118,8 @@ mk_err mk_codec_new(mk_codec **out)
     mk_codec *c = calloc(1, sizeof *c);
     if (!c) return MK_ENOMEM;
     c->zstd_level = MK_CODEC_ZSTD_LEVEL;
-    c->cctx = ZSTD_createCCtx();
-    c->dctx = ZSTD_createDCtx();
+    /* zstd contexts are made on first use: readers create a context per
+     * iterator and most chunks never reach the zstd stage */
     c->k = malloc(NMAX * sizeof *c->k);
     c->khist = malloc((NMAX + 32) * sizeof *c->khist);
     c->z = malloc(NMAX * sizeof *c->z);
@@ -128,7 +128,7 @@ mk_err mk_codec_new(mk_codec **out)
     c->ulp = malloc(NMAX);
     c->pad = calloc(1, (size_t)NMAX * 8 + PAD);
     c->rans_sym = malloc(RANS_TOT);
-    if (!c->cctx || !c->dctx || !c->k || !c->khist || !c->z || !c->z2 || !c->e_of || !c->ulp || !c->pad ||
+    if (!c->k || !c->khist || !c->z || !c->z2 || !c->e_of || !c->ulp || !c->pad ||
         !c->rans_sym) {
         mk_codec_free(c);
         return MK_ENOMEM;
@@ -212,6 +212,7 @@ static int zstd_squeeze(mk_codec *c, const uint8_t *src, size_t n, mk_buf *dst, 
     size_t bound = ZSTD_compressBound(n);
     dst->len = 0;
     if (mk_buf_reserve(dst, bound)) return 1;
+    if (!c->cctx && !(c->cctx = ZSTD_createCCtx())) return 1;
     ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, c->zstd_level);
     ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0);
@@ -274,6 +275,7 @@ static mk_err zstd_expand(mk_codec *c, const uint8_t *p, size_t n, uint8_t *dst,
     if (mk_buf_reserve(&c->zin, n + 4)) return MK_ENOMEM;
     mk_put_u32(c->zin.data, ZSTD_MAGIC_LE);
     if (n) memcpy(c->zin.data + 4, p, n);
+    if (!c->dctx && !(c->dctx = ZSTD_createDCtx())) return MK_ENOMEM;
     size_t r = ZSTD_decompressDCtx(c->dctx, dst, want, c->zin.data, n + 4);
     if (ZSTD_isError(r) || r != want) return MK_ECORRUPT;
     return MK_OK;
