@@ -1659,6 +1659,27 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
     return rc;
 }
 
+/* Deletes every WAL segment (their contents are sealed and indexed). */
+static mk_err drop_wal_segments(mk_db *db, mk_diag *diag)
+{
+    DIR *d = opendir(db->wal_dir);
+    if (!d) return MK_OK;
+    struct dirent *e;
+    char path[4096];
+    mk_err rc = MK_OK;
+    while ((e = readdir(d)) && !rc) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".wal") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", db->wal_dir, e->d_name);
+        int r = db->env->unlink(db->env, path);
+        if (r && r != -ENOENT) rc = mk_diag_set(diag, mk_err_from_errno(-r), "%s: cannot remove: %s", path, strerror(-r));
+    }
+    closedir(d);
+    int r = rc ? 0 : mk_env_fsync_dir(db->env, db->wal_dir);
+    if (r) rc = mk_diag_set(diag, mk_err_from_errno(-r), "%s: fsync failed: %s", db->wal_dir, strerror(-r));
+    return rc;
+}
+
 /* Head files left by a crash are scratch: the WAL replay rebuilds them. */
 static void clear_head_dir(mk_db *db)
 {
@@ -1814,8 +1835,20 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
         db->wal_seq = last_seq + 1;
     }
     if (!db->opts.is_read_only) {
-        if (db->opts.has_wal) rc = maybe_seal(db, diag);
-        else if (db->n_head_samples) rc = seal_head(db, 0, 1, diag); /* nothing may stay WAL-only */
+        if (db->opts.has_wal) {
+            rc = maybe_seal(db, diag);
+        } else if (last_seq) {
+            /* Opened without a WAL over a directory that has one (an import
+             * into a server's directory): seal what it holds, save the
+             * index, then drop the segments, or every later open would
+             * replay them again. */
+            if (db->n_head_samples) rc = seal_head(db, 0, 1, diag);
+            if (!rc && mk_index_count(db->index) != db->n_index_saved) {
+                rc = mk_index_save(db->index, db->env, db->dir, diag);
+                if (!rc) db->n_index_saved = mk_index_count(db->index);
+            }
+            if (!rc) rc = drop_wal_segments(db, diag);
+        }
         if (rc) goto fail;
     }
     *out = db;
