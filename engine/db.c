@@ -902,8 +902,10 @@ wal:
         }
         rc = mk_wal_remove_before(db->wal, drop_below, diag);
         if (rc) goto out;
-        memmove(db->walsegs, db->walsegs + keep_from, (db->n_walsegs - keep_from) * sizeof *db->walsegs);
-        db->n_walsegs -= keep_from;
+        if (keep_from) {
+            memmove(db->walsegs, db->walsegs + keep_from, (db->n_walsegs - keep_from) * sizeof *db->walsegs);
+            db->n_walsegs -= keep_from;
+        }
     }
 out:
     for (size_t i = 0; i < n_made; i++) {
