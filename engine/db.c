@@ -4,20 +4,24 @@
  *
  * Write path (mk_db_write, mk_db_write_lp), under db->mu:
  *   1. new series are logged to the WAL (MK_WAL_REC_SERIES) before use;
- *   2. the samples are logged (MK_WAL_REC_SAMPLES), durable per policy;
- *   3. they are applied to the head: the series' xor chunk when in order and
- *      not older than sealed_until_ms, else its ooo buffer;
- *   4. when the head spans more than 1.5 block spans, or holds more than the
- *      memory limit, the old part is sealed.
- * A WAL failure stops before step 3, so a write that returned an error is
- * never half applied in memory.
+ *   2. the samples are appended to the WAL (MK_WAL_REC_SAMPLES);
+ *   3. they are applied to the head: the series' open xor chunk when in
+ *      order and not older than sealed_until_ms, else its ooo buffer;
+ *   4. windows that ended half a span before the newest sample, or the whole
+ *      head past the memory limit, are sealed.
+ * Then, with db->mu released, the writer waits until its WAL record is
+ * durable under the policy (writers waiting together share one fsync). A
+ * failed append stops before step 3; a failed fsync after it marks the
+ * database failed (no more writes until reopened), since memory may then
+ * hold what the disk lost.
  *
- * Sealing (seal_head): every head sample older than `upto` is written into
- * one block per block-span window (blocks are opened lazily, 64 windows at
- * a time, series in ascending id order), the blocks are made durable, then
- * published, then removed from the head; the index is saved; the WAL is cut
- * and segments whose every sample is now sealed are deleted. A failure at
- * any step leaves the head as it was and removes the partial blocks.
+ * Sealing (seal_head): head samples older than `upto` are planned into
+ * blocks (one per block-span window, sparse consecutive windows merged),
+ * written by up to 4 threads with series in ascending id order, made
+ * durable, published, then trimmed from the head; the index is saved, the
+ * WAL cut, the checkpoint written, and segments whose every sample is now
+ * sealed deleted. A failure before publishing leaves the head as it was and
+ * removes the partial blocks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1519,7 +1523,7 @@ mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_preci
 typedef struct replay_ctx {
     mk_db *db;
     mk_diag *diag;
-    uint64_t n_records, n_samples, n_unknown, n_skipped;
+    uint64_t n_records, n_samples, n_unknown;
 } replay_ctx;
 
 static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint64_t seg)
@@ -1557,7 +1561,7 @@ static int replay_cb(void *ctx, uint8_t type, const uint8_t *p, size_t len, uint
             uint32_t ord;
             if (mk_index_ordinal(db->index, mk_get_u64(q), &ord)) { rc->n_unknown++; continue; }
             int64_t ts = (int64_t)mk_get_u64(q + 8);
-            if (ts < skip_below) { rc->n_skipped++; continue; } /* already in a block */
+            if (ts < skip_below) continue; /* already in a block */
             if (head_apply(db, ord, ts, mk_bits_f64(mk_get_u64(q + 16))))
                 return mk_diag_set(rc->diag, MK_ENOMEM, "WAL replay: no memory for the head (%" PRIu64 " samples so far); raise the memory available", rc->n_samples);
             if (ts > max_ts) max_ts = ts;
@@ -1801,7 +1805,7 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
 
     mk_wal_opts wo = {db->opts.fsync, db->opts.fsync_interval_ms, 0, wal_log, db};
     uint64_t last_seq = 0;
-    replay_ctx rctx = {db, diag, 0, 0, 0, 0};
+    replay_ctx rctx = {db, diag, 0, 0, 0};
     checkpoint_load(db);
     rc = mk_wal_replay(db->env, db->wal_dir, &wo, db->opts.is_read_only, replay_cb, &rctx, &last_seq, diag);
     if (rc) goto fail;

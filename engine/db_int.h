@@ -2,27 +2,23 @@
  * engine/db_int.h — the database's internal state, shared by db.c (open,
  * write, seal, recovery) and db_read.c (iterators, series look-ups).
  *
- * Layout of a data directory:
- *
- *   DIR/LOCK         flock'ed by the one process that opens DIR read-write
- *   DIR/index.mki    series index snapshot (index.h)
- *   DIR/wal/NNN.wal  WAL segments (wal.h)
- *   DIR/blocks/NNN.mkb sealed blocks (block.h)
+ * Layout of a data directory: engine/FORMAT.md, "Data directory".
  *
  * Where a sample lives:
  *
  *   ts < sealed_until_ms ............ blocks, or the series' ooo buffer
- *   ts >= sealed_until_ms ........... the series' xor chunk (in time order)
- *                                     or its ooo buffer (late within the head)
+ *   ts >= sealed_until_ms ........... the series' in-order chunks (full ones
+ *                                     in head files, then the open xor
+ *                                     chunk) or its ooo buffer
  *
  * Invariants (all under db->mu):
- *  - xor holds strictly increasing timestamps, all >= sealed_until_ms at the
- *    time they were appended;
- *  - ooo samples are newer writes than any xor sample with the same
- *    timestamp (an xor append needs ts > last_ts, an ooo write ts <= last_ts
- *    or ts < sealed_until_ms, and both bounds only grow until a rebuild,
- *    which empties ooo), so on equal timestamps ooo wins, and among ooo the
- *    later write wins;
+ *  - the in-order chunks hold strictly increasing timestamps, each >=
+ *    sealed_until_ms when it was appended;
+ *  - ooo samples are newer writes than any in-order sample with the same
+ *    timestamp (an in-order append needs ts > the last in-order ts, an ooo
+ *    write ts <= it or ts < sealed_until_ms, and both bounds only grow;
+ *    sealing only drops samples below both), so on equal timestamps ooo
+ *    wins, and among ooo the later write wins;
  *  - a block with a higher seq wins over a lower one and the head wins over
  *    every block: the head only holds writes newer than any sealed block's.
  */

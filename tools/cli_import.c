@@ -22,8 +22,6 @@
 #include "tools/cli.h"
 
 #define PIECE_BYTES (8u << 20)
-
-static int64_t now_ms(void);
 #define MAX_SHOWN_ERRORS 10
 
 typedef struct import_state {
@@ -37,6 +35,13 @@ static void on_error(void *ctx, uint64_t line, uint32_t column, const char *reas
     import_state *st = ctx;
     if (st->n_errors++ < MAX_SHOWN_ERRORS)
         fprintf(stderr, "%s:%" PRIu64 ":%u: %s\n", st->file, st->line_base + line, column, reason);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static double now_s(void)
@@ -115,13 +120,6 @@ static mk_err import_stream(mk_db *db, int fd, mk_precision prec, import_state *
     }
     free(buf);
     return rc;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static mk_err import_file(mk_db *db, const char *path, mk_precision prec, int n_threads,
