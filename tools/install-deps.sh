@@ -25,8 +25,17 @@ need pkg-config command -v pkg-config
 need libzstd-dev have_header zstd.h
 need libxxhash-dev have_header xxhash.h
 need python3 command -v python3
+need libmicrohttpd-dev have_header microhttpd.h
+need zlib1g-dev have_header zlib.h
+need libpcre2-dev have_header pcre2.h
+need libjansson-dev have_header jansson.h
+need libyaml-dev have_header yaml.h
+need libcurl4-openssl-dev have_header curl/curl.h
+need libedit-dev have_header histedit.h
 if (( want_test )); then
   need libcmocka-dev have_header cmocka.h
+  need influxdb-client command -v influx
+  need prometheus command -v prometheus
   need clang-14 command -v clang-14
   need libfuzzer-14-dev test -e /usr/lib/llvm-14/lib/libFuzzer.a -o -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux
   need libclang-rt-14-dev bash -c 'ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a'

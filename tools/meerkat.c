@@ -5,6 +5,10 @@
  *   meerkat inspect  blocks, series, chunks, codecs, bytes per sample
  *   meerkat verify   check every checksum; exit status says whether all is well
  *   meerkat dump     print a series' samples as line protocol
+ *   meerkat query    run InfluxQL over a data directory (or an interactive shell)
+ *   meerkat serve    the HTTP server: ingest, queries, heartbeats, alerts
+ *   meerkat score    anomaly score of every sample of matching series
+ *   meerkat nab      run the default detector over NAB-layout CSV files
  *
  * Exit status of every sub-command: 0 success, 1 the command ran but found
  * problems (rejected lines, damage), 2 usage error, 3 fatal error.
@@ -24,6 +28,10 @@ static const struct {
     {"inspect", mk_cli_inspect, "show blocks, series, chunks, codecs and bytes per sample"},
     {"verify", mk_cli_verify, "check every checksum and chunk; exit 0 only if all is well"},
     {"dump", mk_cli_dump, "print the samples of matching series as line protocol"},
+    {"query", mk_cli_query, "run InfluxQL over a data directory, or an interactive shell"},
+    {"serve", mk_cli_serve, "run the HTTP server (InfluxDB-compatible /write and /query)"},
+    {"score", mk_cli_score, "print the anomaly score of every sample of matching series"},
+    {"nab", mk_cli_nab, "score NAB-layout CSV files with the default detector"},
 };
 
 static void usage(FILE *f)
