@@ -45,6 +45,7 @@ typedef struct reader {
     double *dvals;
     struct msample { int64_t ts; uint64_t seq; double v; } *merge;
     size_t cap_merge;
+    mk_read_stats st; /* counters for EXPLAIN ANALYZE */
 } reader;
 
 struct mk_iter {
@@ -54,6 +55,9 @@ struct mk_iter {
 struct mk_sum_iter {
     reader r;
     mk_chunk_summary cur;
+    src *last_stored; /* the chunk cur came from when answered from its summary */
+    int has_cur;      /* cur is set; else mk_sum_iter_samples has nothing */
+    size_t cur_n;     /* samples behind cur when it was decoded */
 };
 
 static int cmp_src(const void *a, const void *b)
@@ -65,7 +69,7 @@ static int cmp_src(const void *a, const void *b)
 
 static void reader_free(reader *r)
 {
-    mk_blockset_unref(r->bs);
+    if (r->bs) mk_blockset_unref(r->bs);
     mk_codec_free(r->codec);
     free(r->srcs);
     free(r->head);
@@ -76,16 +80,33 @@ static void reader_free(reader *r)
     free(r->merge);
 }
 
+static mk_err reader_setup(reader *r, mk_db *db, uint64_t id, int64_t from, int64_t to, mk_diag *diag);
+
 static mk_err reader_init(reader *r, mk_db *db, uint64_t id, int64_t from, int64_t to, mk_diag *diag)
 {
     memset(r, 0, sizeof *r);
+    /* the decoder and its buffers come with the first chunk decoded
+     * (decode_src): summary readers answered from stored summaries never
+     * need them */
+    return reader_setup(r, db, id, from, to, diag);
+}
+
+/* Points an allocated reader at (id, [from, to)), keeping its codec and
+ * scratch buffers (mk_*_iter_reset: one reader serves many series). */
+static mk_err reader_setup(reader *r, mk_db *db, uint64_t id, int64_t from, int64_t to, mk_diag *diag)
+{
+    mk_blockset_unref(r->bs);
+    r->bs = NULL;
+    free(r->srcs);
+    r->srcs = NULL;
+    free(r->head);
+    r->head = NULL;
+    r->n_head = 0;
+    r->n_srcs = 0;
+    r->pos = 0;
     r->from = from;
     r->to = to;
-    mk_err rc = mk_codec_new(&r->codec);
-    if (rc) return mk_diag_set(diag, rc, "no memory for an iterator");
-    r->dts = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *r->dts);
-    r->dvals = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *r->dvals);
-    if (!r->dts || !r->dvals) return mk_diag_set(diag, MK_ENOMEM, "no memory for an iterator");
+    mk_err rc;
     pthread_mutex_lock(&db->mu);
     uint32_t ord;
     if (mk_index_ordinal(db->index, id, &ord) != MK_OK) {
@@ -154,11 +175,21 @@ static mk_err decode_src(reader *r, src *s, const int64_t **ts, const double **v
         if (rc) return mk_diag_set(diag, rc, "no memory");
         /* the head copy is an array of pairs; split it into the scratch */
         for (size_t i = 0; i < r->n_head; i++) { r->ts[i] = r->head[i].ts; r->vals[i] = r->head[i].v; }
+        r->st.n_chunks_decoded++;
+        r->st.n_samples_decoded += r->n_head;
         *ts = r->ts;
         *vals = r->vals;
         *n = r->n_head;
         return MK_OK;
     }
+    if (!r->codec) {
+        mk_err rc = mk_codec_new(&r->codec);
+        if (rc) return mk_diag_set(diag, rc, "no memory for a decoder");
+    }
+    if (!r->dts && !(r->dts = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *r->dts)))
+        return mk_diag_set(diag, MK_ENOMEM, "no memory for a decoder");
+    if (!r->dvals && !(r->dvals = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *r->dvals)))
+        return mk_diag_set(diag, MK_ENOMEM, "no memory for a decoder");
     const uint8_t *p;
     mk_err rc = mk_block_payload(s->b, s->c, &p, diag);
     if (rc) return rc;
@@ -169,6 +200,9 @@ static mk_err decode_src(reader *r, src *s, const int64_t **ts, const double **v
         snprintf(why, sizeof why, "%s", diag ? diag->msg : "undecodable chunk");
         return mk_diag_set(diag, rc, "%s: chunk at offset %" PRIu64 ": %s", mk_block_path(s->b), s->c->offset, why);
     }
+    r->st.n_chunks_decoded++;
+    r->st.n_samples_decoded += got;
+    r->st.n_bytes_read += s->c->len;
     *ts = r->dts;
     *vals = r->dvals;
     *n = got;
@@ -317,6 +351,8 @@ mk_err mk_sum_iter_next(mk_sum_iter *it, const mk_chunk_summary **s, int *is_dec
 {
     reader *r = &it->r;
     *has = 0;
+    it->has_cur = 0;
+    it->last_stored = NULL;
     for (;;) {
         while (r->pos < r->n_srcs && r->srcs[r->pos].is_bad) r->pos++;
         if (r->pos >= r->n_srcs) return MK_OK;
@@ -327,6 +363,9 @@ mk_err mk_sum_iter_next(mk_sum_iter *it, const mk_chunk_summary **s, int *is_dec
         if (is_lone && c->b && c->lo >= r->from && c->hi < r->to) {
             r->pos++;
             it->cur = c->c->sum;
+            it->last_stored = c;
+            it->has_cur = 1;
+            r->st.n_chunks_summary++;
             *s = &it->cur;
             *is_decoded = 0;
             *has = 1;
@@ -340,6 +379,8 @@ mk_err mk_sum_iter_next(mk_sum_iter *it, const mk_chunk_summary **s, int *is_dec
         if (!more) return MK_OK;
         if (!m) continue;
         mk_codec_summarise(r->out_ts, r->out_vals, (uint32_t)m, &it->cur);
+        it->has_cur = 1;
+        it->cur_n = m;
         *s = &it->cur;
         *is_decoded = 1;
         *has = 1;
@@ -405,4 +446,60 @@ mk_err mk_db_series_key(mk_db *db, uint64_t id, char *buf, size_t cap, size_t *l
     if (len) *len = klen;
     pthread_mutex_unlock(&db->mu);
     return MK_OK;
+}
+
+void mk_iter_stats(const mk_iter *it, mk_read_stats *st)
+{
+    if (st) *st = it ? it->r.st : (mk_read_stats){0};
+}
+
+void mk_sum_iter_stats(const mk_sum_iter *it, mk_read_stats *st)
+{
+    if (st) *st = it ? it->r.st : (mk_read_stats){0};
+}
+
+mk_err mk_sum_iter_samples(mk_sum_iter *it, const int64_t **ts, const double **vals, size_t *n,
+                           mk_diag *diag)
+{
+    *n = 0;
+    if (!it->has_cur) return mk_diag_set(diag, MK_EINVAL, "mk_sum_iter_samples: no current summary");
+    reader *r = &it->r;
+    if (!it->last_stored) { /* decoded already: the group is still in out_ts/out_vals */
+        *ts = r->out_ts;
+        *vals = r->out_vals;
+        *n = it->cur_n;
+        return MK_OK;
+    }
+    /* A lone chunk wholly inside the range: its samples need no trimming. */
+    size_t m = 0;
+    mk_err rc = decode_src(r, it->last_stored, ts, vals, &m, diag);
+    if (rc) { it->last_stored->is_bad = 1; return rc; }
+    *n = m;
+    return MK_OK;
+}
+
+mk_err mk_db_measurements(mk_db *db, int (*cb)(void *ctx, const char *name), void *ctx,
+                          mk_diag *diag)
+{
+    if (!db || !cb) return mk_diag_set(diag, MK_EINVAL, "mk_db_measurements: NULL argument");
+    pthread_mutex_lock(&db->mu);
+    mk_err rc = mk_index_measurements(db->index, cb, ctx);
+    pthread_mutex_unlock(&db->mu);
+    if (rc) return mk_diag_set(diag, rc, "listing measurements failed");
+    return MK_OK;
+}
+
+mk_err mk_iter_reset(mk_iter *it, mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms, mk_diag *diag)
+{
+    if (!it || !db) return mk_diag_set(diag, MK_EINVAL, "mk_iter_reset: NULL argument");
+    return reader_setup(&it->r, db, series_id, from_ms, to_ms, diag);
+}
+
+mk_err mk_sum_iter_reset(mk_sum_iter *it, mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms,
+                         mk_diag *diag)
+{
+    if (!it || !db) return mk_diag_set(diag, MK_EINVAL, "mk_sum_iter_reset: NULL argument");
+    it->has_cur = 0;
+    it->last_stored = NULL;
+    return reader_setup(&it->r, db, series_id, from_ms, to_ms, diag);
 }

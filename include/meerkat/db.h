@@ -192,6 +192,40 @@ mk_err mk_sum_iter_next(mk_sum_iter *it, const mk_chunk_summary **s, int *is_dec
                         mk_diag *diag);
 void mk_sum_iter_free(mk_sum_iter *it);
 
+/* Read counters of an iterator so far (for EXPLAIN ANALYZE). */
+typedef struct mk_read_stats {
+    uint64_t n_chunks_summary;  /* chunks answered from their stored summary */
+    uint64_t n_chunks_decoded;  /* chunks (or head copies) decoded */
+    uint64_t n_samples_decoded; /* samples those decodes produced */
+    uint64_t n_bytes_read;      /* compressed payload bytes decoded */
+} mk_read_stats;
+void mk_iter_stats(const mk_iter *it, mk_read_stats *st);
+void mk_sum_iter_stats(const mk_sum_iter *it, mk_read_stats *st);
+
+/*
+ * The samples behind the summary mk_sum_iter_next returned last (decoding
+ * the chunk if it was answered from its stored summary). *ts and *vals are
+ * owned by the iterator, valid until the next call on it; *n is the
+ * summary's count. MK_EINVAL if no summary was returned yet.
+ */
+mk_err mk_sum_iter_samples(mk_sum_iter *it, const int64_t **ts, const double **vals, size_t *n,
+                           mk_diag *diag);
+
+/* Re-points an iterator at another series and range, as if freshly made by
+ * mk_db_iter / mk_db_iter_summaries (a new snapshot), keeping its decoder
+ * and buffers: cheaper than free + create when reading many series. The
+ * read counters keep adding up. On failure the iterator yields nothing
+ * until reset again, and must still be freed. */
+mk_err mk_iter_reset(mk_iter *it, mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms,
+                     mk_diag *diag);
+mk_err mk_sum_iter_reset(mk_sum_iter *it, mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms,
+                         mk_diag *diag);
+
+/* Calls cb with every measurement name (ascending, distinct) while it
+ * returns 0. cb runs under the database lock: it must not call into db. */
+mk_err mk_db_measurements(mk_db *db, int (*cb)(void *ctx, const char *name), void *ctx,
+                          mk_diag *diag);
+
 /* A tag condition of mk_db_find_series. */
 typedef struct mk_matcher {
     const char *key;   /* tag key */
