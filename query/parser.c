@@ -625,8 +625,12 @@ static int parse_compare(parser *p, mk_ast_select *s)
     for (;;) {
         mk_ast *d = node(p, MK_AST_DURATION, p->tok.off);
         if (!d) return 0;
-        if (!is(p, MK_QTOK_DURATION) || mk_qlex_duration(p->src, p->tok, &d->u.i64) || d->u.i64 == 0) {
+        if (!is(p, MK_QTOK_DURATION) || mk_qlex_duration(p->src, p->tok, &d->u.i64)) {
             expected(p, s->compare ? "duration after ','" : "duration after COMPARE");
+            return 0;
+        }
+        if (d->u.i64 <= 0) { /* a shift of nothing compares a bucket with itself */
+            expected(p, s->compare ? "positive duration after ','" : "positive duration after COMPARE");
             return 0;
         }
         advance(p);
