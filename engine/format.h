@@ -30,6 +30,12 @@
 #define MK_CHECKPOINT_MAGIC 0x50434b4du
 #define MK_CHECKPOINT_VERSION 1
 
+/* "MKIL": the incident log, incidents/incidents.log (detect/ilog.c): rule
+ * state machines, incidents and the notification outbox. */
+#define MK_ILOG_MAGIC 0x4c494b4du
+#define MK_ILOG_VERSION 1
+#define MK_ILOG_REC_BATCH 1 /* a record: a batch of items, applied all or none */
+
 /* WAL record types. */
 #define MK_WAL_REC_SERIES 1  /* a new series: id + canonical key */
 #define MK_WAL_REC_SAMPLES 2 /* a batch of (series id, ts, value) */

@@ -16,8 +16,10 @@ int mk_cli_verify(int argc, char **argv);
 int mk_cli_dump(int argc, char **argv);
 int mk_cli_query(int argc, char **argv);  /* tools/cli_query.c */
 int mk_cli_serve(int argc, char **argv);  /* tools/cli_serve.c */
+int mk_cli_config(int argc, char **argv); /* tools/cli_serve.c: `config check FILE` */
 int mk_cli_nab(int argc, char **argv);    /* tools/cli_detect.c */
 int mk_cli_score(int argc, char **argv);  /* tools/cli_detect.c */
+int mk_cli_detect(int argc, char **argv); /* tools/cli_rules.c */
 
 /* Exit statuses. */
 enum { MK_EXIT_OK = 0, MK_EXIT_PROBLEMS = 1, MK_EXIT_USAGE = 2, MK_EXIT_FATAL = 3 };

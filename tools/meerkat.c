@@ -30,8 +30,10 @@ static const struct {
     {"dump", mk_cli_dump, "print the samples of matching series as line protocol"},
     {"query", mk_cli_query, "run InfluxQL over a data directory, or an interactive shell"},
     {"serve", mk_cli_serve, "run the HTTP server (InfluxDB-compatible /write and /query)"},
+    {"config", mk_cli_config, "check a `meerkat serve` configuration file (config check FILE)"},
     {"score", mk_cli_score, "print the anomaly score of every sample of matching series"},
     {"nab", mk_cli_nab, "score NAB-layout CSV files with the default detector"},
+    {"detect", mk_cli_detect, "backfill alert rules over stored data and print the incidents"},
 };
 
 static void usage(FILE *f)
