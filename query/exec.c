@@ -1269,10 +1269,21 @@ static void aggs_free(agg *st, size_t n)
 
 #define N_PARTS 16 /* fixed: results must not depend on the thread count */
 
+/* A chunk spanning several buckets whose decoding max()/min() put off: it
+ * is decoded only if some bucket it spans may still change (see run_fast). */
+typedef struct pend {
+    double key;          /* the chunk's max (F_MAX) or -min (F_MIN): larger first */
+    int64_t first_ms, last_ms;
+    uint64_t id;
+    uint32_t group;
+} pend;
+
 typedef struct part {
     size_t t0, t1;      /* tag sets [t0, t1) */
     uint32_t g0, g1;    /* groups [g0, g1] */
     agg *st;            /* [(g1 - g0 + 1) * nb] */
+    pend *pd;           /* put-off chunks (pruned path) */
+    size_t n_pd, cap_pd;
     mk_read_stats rd;
     mk_err rc;
     char err[512];
@@ -1284,6 +1295,7 @@ typedef struct fast_run {
     const slot *s;
     int64_t shift;
     int use_sum;
+    int is_prune;       /* max()/min() over several buckets: put off spanning chunks */
     int64_t from_ms, to_ms;
     int64_t *bend_ms; /* [nb]: first stored ms past each bucket, shift applied */
     part *parts;
@@ -1408,7 +1420,20 @@ static void add_stats(mk_read_stats *to, const mk_read_stats *a, const mk_read_s
     to->n_bytes_read += a->n_bytes_read - b->n_bytes_read;
 }
 
-static void fast_series(fast_run *r, part *pt, witers *w, uint64_t id, agg *base)
+static int pend_push(part *pt, const pend *q)
+{
+    if (pt->n_pd == pt->cap_pd) {
+        size_t cap = pt->cap_pd ? pt->cap_pd * 2 : 64;
+        pend *v = realloc(pt->pd, cap * sizeof *v);
+        if (!v) return -1;
+        pt->pd = v;
+        pt->cap_pd = cap;
+    }
+    pt->pd[pt->n_pd++] = *q;
+    return 0;
+}
+
+static void fast_series(fast_run *r, part *pt, witers *w, uint64_t id, agg *base, uint32_t group)
 {
     const plan *p = r->p;
     mk_diag d = {0};
@@ -1438,6 +1463,14 @@ static void fast_series(fast_run *r, part *pt, witers *w, uint64_t id, agg *base
                 x.last = s->last; x.tlast = ms_ns(s->last_ts_ms);
                 agg_merge(&base[b], &x);
                 if (!is_dec) pt->rd.n_chunks_summary++;
+                continue;
+            }
+            if (r->is_prune && !is_dec && s->count) {
+                pend q = {r->s->fn == F_MAX ? s->max : -s->min, s->first_ts_ms, s->last_ts_ms, id, group};
+                if (pend_push(pt, &q)) {
+                    pt->rc = mk_diag_set(&d, MK_ENOMEM, "out of memory");
+                    break;
+                }
                 continue;
             }
             const int64_t *ts;
@@ -1484,13 +1517,158 @@ static void *fast_worker(void *arg)
                 snprintf(pt->err, sizeof pt->err, "query timeout after %lld ms", (long long)r->c->timeout_ms);
                 break;
             }
-            fast_series(r, pt, &w, id, pt->st + (size_t)(ts->group - pt->g0) * r->p->nb);
+            fast_series(r, pt, &w, id, pt->st + (size_t)(ts->group - pt->g0) * r->p->nb, ts->group);
         }
         if (pt->rc) atomic_store(&r->is_stop, 1);
     }
     mk_sum_iter_free(w.si);
     mk_iter_free(w.it);
     return NULL;
+}
+
+static int cmp_pend(const void *a, const void *b)
+{
+    const pend *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return (x->first_ms > y->first_ms) - (x->first_ms < y->first_ms);
+}
+
+/*
+ * The chunks max()/min() put off, most extreme first: a chunk is decoded
+ * only if one of the buckets it spans is still empty or less extreme than
+ * the chunk's own max (min). Otherwise nothing in it can change the answer,
+ * so its summary alone settles it (an exact zone-map pruning; the result
+ * does not depend on the order, only the work does). Over many series
+ * sharing buckets (max across a fleet) most chunks are never decoded.
+ */
+typedef struct pend_run {
+    mk_xctx *c;
+    const plan *p;
+    uint32_t si;
+    const fast_run *r;
+    agg *st;
+    const pend *all;
+    size_t n;
+    atomic_size_t next;     /* the next chunk to look at, most extreme first */
+    pthread_mutex_t mu;     /* guards st's states of slot si and the fields below */
+    uint64_t n_pruned;
+    mk_read_stats rd;
+    mk_err rc;
+    char err[512];
+} pend_run;
+
+static void *pend_worker(void *arg)
+{
+    pend_run *pr = arg;
+    const plan *p = pr->p;
+    const slot *s = &p->slots[pr->si];
+    agg *scratch = calloc(p->nb, sizeof *scratch);
+    mk_iter *it = NULL;
+    mk_err rc = MK_OK;
+    mk_diag d = {0};
+    uint64_t n_pruned = 0;
+    if (!scratch) { rc = mk_diag_set(&d, MK_ENOMEM, "out of memory"); goto out; }
+    for (;;) {
+        size_t i = atomic_fetch_add(&pr->next, 1);
+        if (i >= pr->n) break;
+        const pend *q = &pr->all[i];
+        size_t b0 = 0, b1;
+        while (b0 + 1 < p->nb && q->first_ms >= pr->r->bend_ms[b0]) b0++;
+        for (b1 = b0; b1 + 1 < p->nb && q->last_ms >= pr->r->bend_ms[b1];) b1++;
+        int is_settled = 1;
+        pthread_mutex_lock(&pr->mu);
+        int is_stop = pr->rc != MK_OK;
+        for (size_t b = b0; b <= b1 && is_settled; b++) {
+            const agg *a = &pr->st[((size_t)q->group * p->nb + b) * p->n_slots + pr->si];
+            is_settled = a->n && (s->fn == F_MAX ? a->max >= q->key : -a->min >= q->key);
+        }
+        pthread_mutex_unlock(&pr->mu);
+        if (is_stop) break;
+        if (is_settled) { n_pruned++; continue; }
+        if (pr->c->deadline_ms != INT64_MAX && mk_x_mono_ms() > pr->c->deadline_ms) {
+            rc = mk_diag_set(&d, MK_ELIMIT, "query timeout after %lld ms", (long long)pr->c->timeout_ms);
+            break;
+        }
+        int64_t from = q->first_ms > pr->r->from_ms ? q->first_ms : pr->r->from_ms;
+        int64_t to = q->last_ms < pr->r->to_ms - 1 ? q->last_ms + 1 : pr->r->to_ms;
+        rc = it ? mk_iter_reset(it, pr->c->db, q->id, from, to, &d) : mk_db_iter(pr->c->db, q->id, from, to, &it, &d);
+        if (rc) break;
+        for (;;) {
+            const int64_t *ts;
+            const double *vals;
+            size_t m;
+            if ((rc = mk_iter_next(it, &ts, &vals, &m, &d))) break;
+            if (!m) break;
+            fold(p, scratch, pr->r->bend_ms, 0, slot_needs(s->fn), ts, vals, m);
+        }
+        if (rc) break;
+        pthread_mutex_lock(&pr->mu);
+        for (size_t b = b0; b <= b1; b++)
+            agg_merge(&pr->st[((size_t)q->group * p->nb + b) * p->n_slots + pr->si], &scratch[b]);
+        pthread_mutex_unlock(&pr->mu);
+        for (size_t b = b0; b <= b1; b++) scratch[b] = (agg){0};
+    }
+out:;
+    mk_read_stats rd = {0};
+    if (it) mk_iter_stats(it, &rd);
+    pthread_mutex_lock(&pr->mu);
+    pr->n_pruned += n_pruned;
+    pr->rd.n_chunks_decoded += rd.n_chunks_decoded;
+    pr->rd.n_samples_decoded += rd.n_samples_decoded;
+    pr->rd.n_bytes_read += rd.n_bytes_read;
+    if (rc && !pr->rc) {
+        pr->rc = rc;
+        snprintf(pr->err, sizeof pr->err, "%s", d.msg[0] ? d.msg : mk_strerror(rc));
+    }
+    pthread_mutex_unlock(&pr->mu);
+    mk_iter_free(it);
+    free(scratch);
+    return NULL;
+}
+
+/*
+ * The chunks max()/min() put off, most extreme first: a chunk is decoded
+ * only if one of the buckets it spans is still empty or less extreme than
+ * the chunk's own max (min). Otherwise nothing in it can change the answer,
+ * so its summary alone settles it (exact zone-map pruning: max and min do
+ * not depend on the order chunks are folded in, only the work does). Over
+ * many series sharing buckets (max across a fleet) most chunks are never
+ * decoded. The chunks left are decoded on every thread.
+ */
+static mk_err run_pending(mk_xctx *c, plan *p, uint32_t si, fast_run *r, part *parts, size_t n_parts, agg *st)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < n_parts; k++) n += parts[k].n_pd;
+    if (!n) return MK_OK;
+    pend *all = malloc(n * sizeof *all);
+    if (!all) return mk_x_fail(c, "out of memory");
+    n = 0;
+    for (size_t k = 0; k < n_parts; k++) {
+        memcpy(all + n, parts[k].pd, parts[k].n_pd * sizeof *all);
+        n += parts[k].n_pd;
+    }
+    qsort(all, n, sizeof *all, cmp_pend);
+    pend_run pr;
+    memset(&pr, 0, sizeof pr);
+    pr.c = c; pr.p = p; pr.si = si; pr.r = r; pr.st = st; pr.all = all; pr.n = n;
+    atomic_init(&pr.next, 0);
+    pthread_mutex_init(&pr.mu, NULL);
+    pthread_t thr[8];
+    int n_started = 0;
+    for (int i = 1; i < c->n_threads && i < 8 && (size_t)i < n; i++)
+        if (pthread_create(&thr[n_started], NULL, pend_worker, &pr) == 0) n_started++;
+    pend_worker(&pr);
+    for (int i = 0; i < n_started; i++) pthread_join(thr[i], NULL);
+    pthread_mutex_destroy(&pr.mu);
+    free(all);
+    const slot *s = &p->slots[si];
+    p->fst[s->fidx].rd.n_chunks_summary += pr.n_pruned;
+    p->fst[s->fidx].rd.n_chunks_decoded += pr.rd.n_chunks_decoded;
+    p->fst[s->fidx].rd.n_samples_decoded += pr.rd.n_samples_decoded;
+    p->fst[s->fidx].rd.n_bytes_read += pr.rd.n_bytes_read;
+    if (pr.rc) return mk_x_fail(c, "%s", pr.err);
+    return MK_OK;
 }
 
 /* Computes slot s into st[(g * nb + b) * n_slots + si] for every group and bucket. */
@@ -1505,6 +1683,7 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
     r.shift = shift;
     /* a lone min()/max() needs its point's time, which summaries do not keep */
     r.use_sum = !c->no_summaries && !(p->is_selector_time && (s->fn == F_MIN || s->fn == F_MAX));
+    r.is_prune = r.use_sum && !p->is_selector_time && p->nb > 1 && (s->fn == F_MIN || s->fn == F_MAX);
     int64_t lo = sat_sub(p->lo, shift), hi = p->hi >= MK_X_MAX_TIME_NS ? p->hi : sat_sub(p->hi, shift);
     if (p->lo <= MK_X_MIN_TIME_NS) lo = p->lo;
     r.from_ms = ms_ceil(lo);
@@ -1553,8 +1732,12 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
             for (size_t b = 0; b < p->nb; b++)
                 agg_merge(&st[((size_t)g * p->nb + b) * p->n_slots + si],
                           &parts[k].st[(size_t)(g - parts[k].g0) * p->nb + b]);
+    if (r.is_prune) rc = run_pending(c, p, si, &r, parts, n_parts, st);
 out:
-    for (size_t k = 0; k < n_parts; k++) free(parts[k].st);
+    for (size_t k = 0; k < n_parts; k++) {
+        free(parts[k].st);
+        free(parts[k].pd);
+    }
     if (r.bend_ms != bend) free(r.bend_ms);
     return rc;
 }
