@@ -121,6 +121,9 @@ typedef struct xcol {
     const char *name;
     const mk_ast *expr;  /* the whole column expression */
     int tfn;             /* transformation at the top, or F_NONE */
+    int post_op;         /* T(...) op k or k op T(...): MK_QTOK_ADD/SUB/MUL/DIV, 0 = none */
+    int is_post_left;    /* k op T(...) */
+    double post_k;
     const mk_ast *inner; /* transformation's argument */
     int64_t unit_ns;     /* derivative unit */
     int64_t mavg_n;
@@ -837,6 +840,22 @@ static mk_err plan_select(mk_xctx *c, plan *p, const mk_ast_select *sel, int64_t
         col->name = xstrdup(c, nb.data ? (const char *)nb.data : "");
         mk_buf_free(&nb);
         if (!col->name) return mk_x_fail(c, "out of memory");
+        /* Grafana's "math" step after a transformation: derivative(mean(x), 1s) * 8 */
+        if (e->kind == MK_AST_BINARY && (e->u.bin.op == MK_QTOK_ADD || e->u.bin.op == MK_QTOK_SUB ||
+                                         e->u.bin.op == MK_QTOK_MUL || e->u.bin.op == MK_QTOK_DIV)) {
+            const mk_ast *l = unparen(e->u.bin.lhs), *r = unparen(e->u.bin.rhs);
+            int lt = l->kind == MK_AST_CALL && is_tr_fn(fn_of(l->u.call.name));
+            int rt = r->kind == MK_AST_CALL && is_tr_fn(fn_of(r->u.call.name));
+            const mk_ast *k = lt ? r : l;
+            int ok = 0;
+            double kv = (lt != rt) ? num_arg(k, &ok) : 0;
+            if (ok) {
+                col->post_op = e->u.bin.op;
+                col->is_post_left = rt;
+                col->post_k = kv;
+                e = lt ? l : r;
+            }
+        }
         if (e->kind == MK_AST_CALL && is_tr_fn(fn_of(e->u.call.name))) {
             col->tfn = fn_of(e->u.call.name);
             col->inner = e->u.call.args;
@@ -1989,6 +2008,22 @@ out:
 
 /* Rewrites v[0..n) (rows in time order, NaN = null) into the output of the
  * transformation: NaN where it has no value. */
+/* The arithmetic written around a transformation, on its non-null results. */
+static void apply_post(const xcol *col, double *v, size_t n)
+{
+    if (!col->post_op) return;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(v[i])) continue;
+        double a = col->is_post_left ? col->post_k : v[i], b = col->is_post_left ? v[i] : col->post_k;
+        switch (col->post_op) {
+        case MK_QTOK_ADD: v[i] = a + b; break;
+        case MK_QTOK_SUB: v[i] = a - b; break;
+        case MK_QTOK_MUL: v[i] = a * b; break;
+        default: v[i] = b == 0 ? 0 : a / b; break; /* InfluxQL: division by zero is 0 */
+        }
+    }
+}
+
 static mk_err apply_transform(mk_xctx *c, const xcol *col, int64_t unit_ns, const int64_t *t, double *v, size_t n)
 {
     int has_prev = 0;
@@ -2146,6 +2181,7 @@ static mk_err emit_raw_group(mk_xctx *c, plan *p, uint32_t g, rawbuf *rb, uint64
             if (!xc->tfn) continue;
             for (size_t i = 0; i < n; i++) col[i] = v[i * nc + k].type == MK_QV_FLOAT ? v[i * nc + k].u.f : NAN;
             if ((rc = apply_transform(c, xc, xc->unit_ns ? xc->unit_ns : 1000000000ll, t, col, n))) goto out;
+            apply_post(xc, col, n);
             for (size_t i = 0; i < n; i++) {
                 v[i * nc + k].type = isnan(col[i]) ? MK_QV_NULL : MK_QV_FLOAT;
                 v[i * nc + k].u.f = col[i];
@@ -2650,6 +2686,7 @@ static mk_err emit_agg_group(mk_xctx *c, plan *p, uint32_t g, agg **runs, uint32
                 if (keep[b]) { col[m] = vals[b * C + k]; ct[m] = times[b]; map[m++] = b; }
             int64_t unit = xc->unit_ns ? xc->unit_ns : (p->has_iv ? p->iv : 1000000000ll);
             if ((rc = apply_transform(c, xc, unit, ct, col, m))) break;
+            apply_post(xc, col, m);
             for (size_t i = 0; i < m; i++) vals[map[i] * C + k] = col[i];
         }
         for (size_t b = 0; b < nb; b++) {
@@ -2978,6 +3015,28 @@ static mk_err exec_explain(mk_xctx *c, const mk_ast *ex)
 
 /* ---- the entry point ------------------------------------------------------------ */
 
+/* The database a statement names: ON db, a "db".. prefix of its first
+ * source, else the request's. */
+static mk_err check_db(mk_xctx *c, const mk_ast *st)
+{
+    if (st->kind == MK_AST_EXPLAIN) st = st->u.explain.stmt;
+    const char *db = c->o->db;
+    const mk_ast *src = NULL;
+    if (st->kind == MK_AST_SHOW) {
+        if (st->u.show.what == MK_AST_SHOW_DATABASES) return MK_OK;
+        if (st->u.show.on_db) db = st->u.show.on_db;
+        src = st->u.show.sources;
+    } else if (st->kind == MK_AST_SELECT) {
+        src = st->u.sel.sources;
+    }
+    if (src && src->kind == MK_AST_MEASUREMENT && src->u.meas.db && *src->u.meas.db) db = src->u.meas.db;
+    if (src && src->kind == MK_AST_SUBQUERY) return check_db(c, src->u.sub.select);
+    if (!db || !*db) return mk_x_fail(c, "database name required");
+    for (size_t i = 0; i < c->o->n_databases; i++)
+        if (strcmp(c->o->databases[i], db) == 0) return MK_OK;
+    return mk_x_fail(c, "database not found: %s", db);
+}
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -3026,8 +3085,8 @@ mk_err mk_query_exec(mk_db *db, const char *text, size_t len, const mk_query_opt
         c.err[0] = 0;
         c.plan.len = 0;
         c.is_explain = c.is_analyze = 0;
-        mk_err rc;
-        switch (st->kind) {
+        mk_err rc = o->is_db_checked ? check_db(&c, st) : MK_OK;
+        if (rc == MK_OK) switch (st->kind) {
         case MK_AST_SELECT: rc = exec_select(&c, &st->u.sel, MK_X_MIN_TIME_NS, MK_X_MAX_TIME_NS, 0); break;
         case MK_AST_SHOW: rc = mk_x_show(&c, &st->u.show); break;
         case MK_AST_EXPLAIN: rc = exec_explain(&c, st); break;

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "form.h"
 #include "hb.h"
 #include "meerkat/meerkat.h"
@@ -116,6 +117,13 @@ struct mk_server {
     pthread_mutex_t mon_mu;
     mk_mon *mons;
     size_t n_mons;
+    /* Database names written to, kept in DATA/databases (one per line).
+     * Meerkat has one namespace; the names only make SHOW DATABASES and
+     * "database not found" behave as InfluxDB's. Never removed, so the
+     * strings stay valid while the server runs. */
+    pthread_mutex_t dbs_mu;
+    char **dbs;
+    size_t n_dbs, cap_dbs;
 };
 
 typedef struct kv {
@@ -364,16 +372,96 @@ static enum MHD_Result do_write(struct MHD_Connection *c, mk_req *q, const char 
     return ret;
 }
 
+static int dbs_has(const mk_server *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_dbs; i++)
+        if (strcmp(s->dbs[i], name) == 0) return 1;
+    return 0;
+}
+
+static int dbs_add(mk_server *s, const char *name)
+{
+    if (s->n_dbs == s->cap_dbs) {
+        size_t cap = s->cap_dbs ? s->cap_dbs * 2 : 8;
+        char **v = realloc(s->dbs, cap * sizeof *v);
+        if (!v) return -1;
+        s->dbs = v;
+        s->cap_dbs = cap;
+    }
+    if (!(s->dbs[s->n_dbs] = strdup(name))) return -1;
+    s->n_dbs++;
+    return 0;
+}
+
+static char *dbs_path(const mk_server *s)
+{
+    size_t n = strlen(s->cfg->data_dir) + sizeof "/databases";
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/databases", s->cfg->data_dir);
+    return p;
+}
+
+/* Reads DATA/databases; a missing file is an empty list. */
+static void dbs_load(mk_server *s)
+{
+    char *path = dbs_path(s);
+    FILE *f = path ? fopen(path, "r") : NULL;
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (*line && !dbs_has(s, line) && dbs_add(s, line) != 0) break;
+    }
+    if (f) fclose(f);
+    free(path);
+}
+
+/* Remembers a database name written to (durably, before the write is
+ * acknowledged). Returns 0, or -1 with err filled. */
+static int dbs_note(mk_server *s, const char *name, char *err, size_t cap)
+{
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p < 0x20) {
+            snprintf(err, cap, "invalid database name: control characters are not allowed");
+            return -1;
+        }
+    if (strlen(name) > 255) {
+        snprintf(err, cap, "invalid database name: longer than 255 bytes");
+        return -1;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->dbs_mu);
+    if (!dbs_has(s, name)) {
+        mk_buf b = {0};
+        char *path = dbs_path(s);
+        if (dbs_add(s, name) != 0 || !path) rc = -1;
+        for (size_t i = 0; rc == 0 && i < s->n_dbs; i++)
+            if (mk_buf_append(&b, s->dbs[i], strlen(s->dbs[i])) || mk_buf_append(&b, "\n", 1)) rc = -1;
+        mk_diag d = {0};
+        if (rc == 0 && mk_env_write_file_atomic(mk_env_default(), s->cfg->data_dir, "databases", b.data, b.len, &d) != MK_OK) {
+            free(s->dbs[--s->n_dbs]);
+            rc = -1;
+        }
+        if (rc) snprintf(err, cap, "cannot record the database name in %.150s: %.200s", path ? path : "the data directory", d.msg);
+        mk_buf_free(&b);
+        free(path);
+    }
+    pthread_mutex_unlock(&s->dbs_mu);
+    return rc;
+}
+
 static enum MHD_Result h_write(struct MHD_Connection *c, mk_req *q)
 {
     mk_server *s = q->s;
     const char *method_prec = arg(q, "precision");
+    char dberr[400];
     if (q->r == R_WRITE) {
         const char *db = arg(q, "db");
         if (!db || !*db) return queue_error(c, q, 400, "database is required");
+        if (dbs_note(s, db, dberr, sizeof dberr) != 0) return queue_error(c, q, 400, dberr);
     } else {
         const char *bucket = arg(q, "bucket");
         if (!bucket || !*bucket) return queue_error(c, q, 400, "bucket is required");
+        if (dbs_note(s, bucket, dberr, sizeof dberr) != 0) return queue_error(c, q, 400, dberr);
         if (method_prec && (strcmp(method_prec, "m") == 0 || strcmp(method_prec, "h") == 0))
             method_prec = "?"; /* v2 knows ns, us, ms, s only */
     }
@@ -479,6 +567,17 @@ static enum MHD_Result h_query(struct MHD_Connection *c, mk_req *q)
     memset(&o, 0, sizeof o);
     o.db = arg(q, "db");
     if (o.db && !*o.db) o.db = NULL;
+    /* A data directory never written through /write (meerkat import) has
+     * no names: then any name is accepted. */
+    const char **dbs = NULL;
+    pthread_mutex_lock(&s->dbs_mu);
+    if (s->n_dbs && (dbs = malloc(s->n_dbs * sizeof *dbs))) {
+        memcpy(dbs, s->dbs, s->n_dbs * sizeof *dbs);
+        o.databases = dbs;
+        o.n_databases = s->n_dbs;
+        o.is_db_checked = 1;
+    }
+    pthread_mutex_unlock(&s->dbs_mu);
     o.max_points = s->cfg->query_max_points;
     o.max_series = s->cfg->query_max_series;
     o.timeout_ms = s->cfg->query_timeout_ms;
@@ -545,6 +644,7 @@ out:
     mk_buf_free(&ob.b);
     mk_qresult_free(res);
     free(params);
+    free(dbs);
     json_decref(proot);
     return ret;
 }
@@ -1152,6 +1252,8 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
     s->db = db;
     s->cfg = cfg;
     pthread_mutex_init(&s->mon_mu, NULL);
+    pthread_mutex_init(&s->dbs_mu, NULL);
+    dbs_load(s);
     if (mk_config_parse_listen(cfg->listen, host, sizeof host, &port) != 0) {
         rc = mk_diag_set(diag, MK_EINVAL, "listen: '%s' is not HOST:PORT", cfg->listen);
         goto out;
@@ -1206,6 +1308,9 @@ out:
     if (ai) freeaddrinfo(ai);
     if (s) {
         pthread_mutex_destroy(&s->mon_mu);
+        pthread_mutex_destroy(&s->dbs_mu);
+        for (size_t i = 0; i < s->n_dbs; i++) free(s->dbs[i]);
+        free(s->dbs);
         free(s->mons);
         free(s);
     }
@@ -1227,6 +1332,9 @@ void mk_server_stop(mk_server *s, int64_t wait_ms)
     }
     MHD_stop_daemon(s->d);
     pthread_mutex_destroy(&s->mon_mu);
+    pthread_mutex_destroy(&s->dbs_mu);
+    for (size_t i = 0; i < s->n_dbs; i++) free(s->dbs[i]);
+    free(s->dbs);
     free(s->mons);
     free(s);
 }

@@ -101,6 +101,10 @@ typedef struct mk_query_opts {
     const mk_query_param *params; /* values for $name in the query */
     size_t n_params;
     int no_summaries;      /* 1: decode every chunk (benchmarks and tests) */
+    int is_db_checked;     /* 1: as InfluxDB, a statement's database (db, ON db or a
+                              "db".. prefix) must be one of `databases`: else the
+                              statement fails "database name required" or
+                              "database not found: NAME" (SHOW DATABASES excepted) */
 } mk_query_opts;
 
 /*
