@@ -163,7 +163,14 @@ static mk_err ooo_push(mk_db *db, mk_series *s, int64_t ts, double v)
 static void hfile_release(mk_db *db, uint32_t no)
 {
     mk_hfile *f = &db->hfiles[no];
-    if (--f->n_live || no + 1 == db->n_hfiles || f->fd < 0) return;
+    if (--f->n_live || f->fd < 0) return;
+    if (no + 1 == db->n_hfiles) {
+        /* The file being written to is empty: start it over, giving its
+         * space back (after a flush the head holds nothing, and a data
+         * directory should not keep megabytes of dead scratch). */
+        if (db->env->ftruncate(db->env, f->fd, 0) == 0) f->size = 0;
+        return;
+    }
     /* empty and no longer written to: give the space back */
     char path[4096];
     snprintf(path, sizeof path, "%s/%u.hck", db->head_dir, no);
