@@ -930,6 +930,15 @@ out:
     return rc;
 }
 
+/* A seal costs about six fsyncs (block, directory, WAL segment, checkpoint),
+ * during which writers wait. Data arriving in real time closes a window
+ * every block span, but a backfill or a fast load closes many a second:
+ * sealing them one by one made the writers spend most of a load waiting
+ * for fsyncs. Windows closing within opts.seal_gap_ms of the last seal are
+ * sealed together (the memory limit still seals at once), which also gives
+ * longer chunks. */
+#define MK_SEAL_DEFAULT_GAP_MS 1000
+
 /* Seals what the head no longer needs: windows that ended more than half a
  * span before the newest sample, or everything past the memory limit. */
 static mk_err maybe_seal(mk_db *db, mk_diag *diag)
@@ -945,6 +954,10 @@ static mk_err maybe_seal(mk_db *db, mk_diag *diag)
         db->n_head_samples < 2ull * MK_CHUNK_MAX_SAMPLES * (uint64_t)mk_index_count(db->index))
         return MK_OK;
     if (upto <= db->sealed_until_ms) return MK_OK;
+    int64_t now = db->env->now_ms(db->env);
+    if (now < db->next_seal_ms) return MK_OK;
+    int64_t gap = db->opts.seal_gap_ms ? db->opts.seal_gap_ms : MK_SEAL_DEFAULT_GAP_MS;
+    db->next_seal_ms = gap > 0 ? now + gap : INT64_MIN;
     return seal_head(db, upto, 0, diag);
 }
 

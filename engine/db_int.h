@@ -127,6 +127,7 @@ struct mk_db {
 
     mk_buf keybuf;   /* scratch for canonical keys */
     int64_t seal_retry_at_ms; /* after a failed seal, wait before the next try */
+    int64_t next_seal_ms;     /* windows closing before this wait (see maybe_seal) */
     int is_failed;   /* a WAL or seal failure made memory and disk disagree */
 };
 

@@ -52,6 +52,10 @@ typedef struct mk_options {
     int has_wal;                 /* default 1; 0 for offline bulk import: data
                                     is durable only after mk_db_flush() */
     int is_read_only;            /* open for reading only (inspect, verify) */
+    int64_t seal_gap_ms;         /* windows closing within this time of the last
+                                    seal wait and are sealed together (a fast
+                                    load otherwise pays a seal's fsyncs per
+                                    window); 0 = 1000, < 0 = seal each at once */
     struct mk_env *env;          /* borrowed, must outlive the db; NULL = OS */
     /* Log sink for warnings such as a truncated WAL tail; NULL = stderr.
      * Called from any thread; msg is valid only during the call. */
