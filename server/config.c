@@ -80,6 +80,7 @@ void mk_config_free(mk_config *cfg)
     }
     free(cfg->monitors);
     free(cfg->yaml_text);
+    mk_rule_set_free(&cfg->rules);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -467,6 +468,17 @@ static void parse_monitors(errlist *e, mk_config *cfg, yaml_document_t *d, const
     }
 }
 
+/* The rules: list through detect/rule.c, which checks every rule and stops
+ * at the first problem; its "FILE:LINE:COL: what" becomes our "LINE:COL:
+ * what" (the file name is added by whoever prints the list). */
+static void parse_rules(errlist *e, mk_config *cfg, const char *text, size_t n)
+{
+    mk_diag d = {0};
+    mk_rule_set_free(&cfg->rules);
+    if (mk_rule_parse_yaml(text, n, "", &cfg->rules, &d) != MK_OK)
+        err_add(e, NULL, "%s", d.msg[0] == ':' ? d.msg + 1 : d.msg);
+}
+
 int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
 {
     errlist e = {0};
@@ -555,6 +567,7 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
             cfg->has_retention = 1;
         } else if (strcmp(k, "rules") == 0) {
             cfg->has_rules = 1;
+            parse_rules(&e, cfg, text, n);
         } else if (strcmp(k, "channels") == 0) {
             cfg->has_channels = 1;
         } else {

@@ -19,7 +19,8 @@
  *     - {name: backup, kind: healthchecks, uuid: 5f3c...}
  *     - {name: web, kind: kuma, token: abc}
  *     - {name: api, kind: kener, tag: api, secret: s3cr3t}   # secret: heartbeat URL
- *   retention: ...  rules: ...  channels: ...   # accepted and kept, not acted on yet
+ *   rules: [...]               # parsed by detect/rule.c (mk_rule_parse_yaml); errors name line:column
+ *   retention: ...  channels: ...   # accepted and kept, not acted on yet
  */
 #ifndef MK_CONFIG_H
 #define MK_CONFIG_H
@@ -28,6 +29,7 @@
 #include <stdint.h>
 
 #include "meerkat/db.h"
+#include "rule.h"
 #include "sha256.h"
 
 typedef enum mk_role { MK_ROLE_READ = 1, MK_ROLE_WRITE = 2, MK_ROLE_ADMIN = 3 } mk_role;
@@ -69,10 +71,12 @@ typedef struct mk_config {
     int64_t query_timeout_ms;
     mk_cfg_monitor *monitors;     /* owned array */
     size_t n_monitors;
+    /* The rules: list, parsed and validated (owned; empty without one). */
+    mk_rule_set rules;
     /* Sections other parts of Meerkat will act on; only checked to be present
      * and well-formed YAML for now. The whole text is kept (owned,
      * NUL-terminated, NULL when no file was read) for the modules that will
-     * read their own section (retention, rules, channels). */
+     * read their own section (retention, channels). */
     int has_retention, has_rules, has_channels;
     char *yaml_text;
     size_t yaml_len;

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "env.h"
 #include "form.h"
 #include "hb.h"
@@ -72,13 +73,17 @@ typedef enum route {
     R_KUMA,
     R_HC,
     R_KENER_BEAT,
+    R_INCIDENTS,
+    R_RULES,
+    R_SILENCES,
     R_NOT_FOUND,
     R__COUNT
 } route;
 
 static const char *const route_label[R__COUNT] = {
     "none", "/ping", "/healthz", "/ready", "/metrics", "/write", "/api/v2/write", "/query",
-    "/api/admin/flush", "/api/monitors", "/api/status", "/api/push", "/hc", "/api/heartbeat", "other"};
+    "/api/admin/flush", "/api/monitors", "/api/status", "/api/push", "/hc", "/api/heartbeat", "/api/incidents",
+    "/api/rules", "/api/silences", "other"};
 
 /* HTTP codes counted per route; anything else lands in the last slot. */
 static const int counted_codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 500, 503, 0};
@@ -107,6 +112,7 @@ struct mk_server {
     struct MHD_Daemon *d;
     mk_db *db;            /* borrowed */
     const mk_config *cfg; /* borrowed */
+    mk_alerts *alerts;    /* owned: rule engine, incidents, silences */
     unsigned port;
     atomic_int n_active;  /* requests between uri_log and completed */
     atomic_uint_fast64_t inflight_write_bytes;
@@ -134,6 +140,7 @@ typedef struct kv {
 typedef struct mk_req {
     mk_server *s;
     char *uri;            /* owned: raw request target */
+    char *path;           /* owned: decoded path (alert routes) */
     route r;
     mk_hb_route hb;
     int is_started;
@@ -280,6 +287,9 @@ static route route_of(const char *path, mk_hb_route *hb)
     if (strcmp(p, "/api/v2/write") == 0) return R_WRITE_V2;
     if (strcmp(p, "/api/admin/flush") == 0) return R_FLUSH;
     if (strcmp(p, "/api/monitors") == 0) return R_MONITORS;
+    if (strcmp(p, "/api/incidents") == 0 || strncmp(p, "/api/incidents/", 15) == 0) return R_INCIDENTS;
+    if (strcmp(p, "/api/rules") == 0 || strncmp(p, "/api/rules/", 11) == 0) return R_RULES;
+    if (strcmp(p, "/api/silences") == 0 || strncmp(p, "/api/silences/", 14) == 0) return R_SILENCES;
     if (strcmp(p, "/healthz") == 0 || strcmp(p, "/health") == 0) return R_HEALTH;
     if (strcmp(p, "/ready") == 0) return R_READY;
     if (strcmp(p, "/metrics") == 0) return R_METRICS;
@@ -305,7 +315,10 @@ static int role_needed(route r)
 {
     switch (r) {
     case R_QUERY:
-    case R_MONITORS: return MK_ROLE_READ;
+    case R_MONITORS:
+    case R_INCIDENTS:
+    case R_RULES:      /* GET; PUT and DELETE need admin (dispatch) */
+    case R_SILENCES: return MK_ROLE_READ; /* GET; POST and DELETE need write (dispatch) */
     case R_WRITE:
     case R_WRITE_V2:
     case R_KENER: return MK_ROLE_WRITE;
@@ -709,6 +722,7 @@ static mk_err store_beat(mk_server *s, mk_mon *m, int64_t ts_ms, double status, 
             m->last_status = status;
         }
         pthread_mutex_unlock(&s->mon_mu);
+        mk_alerts_on_beat(s->alerts, m->cfg->name, ts_ms, status); /* heartbeat rules see it at once */
     }
 out:
     mk_buf_free(&b);
@@ -860,10 +874,50 @@ static const char *kind_name(mk_monitor_kind k)
     return k == MK_MON_KUMA ? "kuma" : k == MK_MON_HC ? "healthchecks" : "kener";
 }
 
+/* The value of label "monitor" of a heartbeat rule's series ("" if none). */
+static const char *hb_monitor(const mk_rule_monitor *m)
+{
+    for (size_t i = 0; i < m->n_labels; i++)
+        if (strcmp(m->labels[i].key, "monitor") == 0) return m->labels[i].value;
+    return "";
+}
+
+static int cmp_hb_monitor(const void *x, const void *y)
+{
+    return strcmp(hb_monitor(x), hb_monitor(y));
+}
+
+/* "alerts": what each heartbeat rule watching the monitor judges now. */
+static json_t *monitor_alerts(const mk_rule_monitor *hm, size_t n_hm, const char *name)
+{
+    static const char *const levels[] = {"up", "degraded", "down"};
+    json_t *arr = json_array();
+    size_t lo = 0, hi = n_hm; /* first entry >= name */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(hb_monitor(&hm[mid]), name) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    for (size_t i = lo; arr && i < n_hm && strcmp(hb_monitor(&hm[i]), name) == 0; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "rule", hm[i].rule, "state",
+                                             mk_inc_state_name(hm[i].state), "level",
+                                             levels[hm[i].level >= 0 && hm[i].level <= 2 ? hm[i].level : 2],
+                                             "reason", hm[i].reason ? hm[i].reason : ""));
+    return arr;
+}
+
 static enum MHD_Result h_monitors(struct MHD_Connection *c, mk_req *q)
 {
     mk_server *s = q->s;
     json_t *arr = json_array();
+    mk_rule_monitor *hm = NULL;
+    size_t n_hm = 0;
+    mk_diag d = {0};
+    if (mk_alerts_monitors(s->alerts, now_ms(), &hm, &n_hm, &d) != MK_OK) {
+        json_decref(arr);
+        return queue_error(c, q, 500, d.msg);
+    }
+    if (n_hm) qsort(hm, n_hm, sizeof *hm, cmp_hb_monitor);
     pthread_mutex_lock(&s->mon_mu);
     for (size_t i = 0; arr && i < s->n_mons; i++) {
         const mk_mon *m = &s->mons[i];
@@ -886,9 +940,11 @@ static enum MHD_Result h_monitors(struct MHD_Connection *c, mk_req *q)
         const char *sn = status_name(m->last_status);
         json_object_set_new(o, "last_status", sn ? json_string(sn) : json_null());
         json_object_set_new(o, "running", json_boolean(m->started_ms != 0));
+        json_object_set_new(o, "alerts", monitor_alerts(hm, n_hm, m->cfg->name));
         json_array_append_new(arr, o);
     }
     pthread_mutex_unlock(&s->mon_mu);
+    mk_rule_monitors_free(hm, n_hm);
     return queue_json(c, q, 200, json_pack("{s:o}", "monitors", arr));
 }
 
@@ -916,6 +972,21 @@ static void load_last_beats(mk_server *s)
         }
         free(ids);
     }
+}
+
+/* ---- alerts: /api/incidents, /api/rules, /api/silences (alerts.c) -------- */
+
+static enum MHD_Result h_alerts(struct MHD_Connection *c, mk_req *q, const char *method)
+{
+    mk_alerts_arg *args = q->n_url_args ? calloc(q->n_url_args, sizeof *args) : NULL;
+    if (q->n_url_args && !args) return queue_error(c, q, 500, "out of memory");
+    for (size_t i = 0; i < q->n_url_args; i++) args[i] = (mk_alerts_arg){q->args[i].key, q->args[i].val};
+    json_t *out = NULL;
+    int code = mk_alerts_handle(q->s->alerts, method, q->path ? q->path : "/", args, q->n_url_args,
+                                (const char *)q->body.data, q->body.len, &out);
+    free(args);
+    if (!out) return queue_empty(c, q, code);
+    return queue_json(c, q, code, out);
 }
 
 /* ---- /metrics ------------------------------------------------------------ */
@@ -1010,6 +1081,7 @@ static enum MHD_Result h_metrics(struct MHD_Connection *c, mk_req *q)
             mprintf(&b, "meerkat_http_requests_total{path=\"%s\",code=\"%s\"} %" PRIu64 "\n", route_label[r],
                     code, v);
         }
+    mk_alerts_metrics(s->alerts, &b);
     long rss_pages = 0, total_pages = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
@@ -1060,6 +1132,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     }
     free(q->args);
     free(q->uri);
+    free(q->path);
     free(q);
     *con_cls = NULL;
     atomic_fetch_sub(&s->n_active, 1);
@@ -1094,6 +1167,8 @@ static enum MHD_Result on_first(struct MHD_Connection *c, mk_req *q, const char 
 {
     q->is_started = 1;
     q->r = route_of(url, &q->hb);
+    if ((q->r == R_INCIDENTS || q->r == R_RULES || q->r == R_SILENCES) && !(q->path = strdup(url)))
+        return queue_error(c, q, 500, "out of memory");
     const char *qs = strchr(q->uri, '?');
     if (qs && mk_form_parse(qs + 1, strlen(qs + 1), add_arg, q) != 0)
         return queue_error(c, q, 500, "out of memory");
@@ -1162,6 +1237,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, mk_req *q, const char 
     }
     int need = role_needed(q->r);
     if (q->r == R_KENER && strcmp(method, "GET") == 0) need = MK_ROLE_READ; /* reading a status */
+    if ((q->r == R_RULES || q->r == R_SILENCES) && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        need = q->r == R_RULES ? MK_ROLE_ADMIN : MK_ROLE_WRITE;
     int ok = check_auth(c, q, need);
     if (ok == 0) {
         if (q->r == R_KENER) return queue_json(c, q, 401, json_pack("{s:s}", "error", "invalid token"));
@@ -1189,6 +1266,9 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, mk_req *q, const char 
     case R_KUMA: return h_kuma(c, q);
     case R_HC: return h_hc(c, q, method);
     case R_KENER_BEAT: return h_kener_beat(c, q, method);
+    case R_INCIDENTS:
+    case R_RULES:
+    case R_SILENCES: return h_alerts(c, q, method);
     default: {
         char msg[300];
         char path[200];
@@ -1271,6 +1351,7 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
         }
         load_last_beats(s);
     }
+    if ((rc = mk_alerts_open(db, cfg->data_dir, &cfg->rules, &s->alerts, diag)) != MK_OK) goto out;
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -1307,6 +1388,7 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
 out:
     if (ai) freeaddrinfo(ai);
     if (s) {
+        mk_alerts_close(s->alerts);
         pthread_mutex_destroy(&s->mon_mu);
         pthread_mutex_destroy(&s->dbs_mu);
         for (size_t i = 0; i < s->n_dbs; i++) free(s->dbs[i]);
@@ -1331,6 +1413,9 @@ void mk_server_stop(mk_server *s, int64_t wait_ms)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(s->d);
+    /* no request runs any more: stop evaluating, then close the incident
+     * log (before the caller closes the database the engine reads) */
+    mk_alerts_close(s->alerts);
     pthread_mutex_destroy(&s->mon_mu);
     pthread_mutex_destroy(&s->dbs_mu);
     for (size_t i = 0; i < s->n_dbs; i++) free(s->dbs[i]);

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "detector.h"
 #include "rule.h"
+#include "score_adapter.h"
 #include "tools/cli.h"
 
 static void help(FILE *f)
@@ -49,100 +49,6 @@ static void fmt_time(char *out, size_t cap, int64_t ms)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* ---- anomaly scores from the default detector -------------------------- */
-
-typedef struct scored {
-    int64_t ts_ms;
-    double score;
-} scored;
-
-typedef struct det_series {
-    uint64_t series_id;
-    mk_det *det;
-    mk_det_db_history hist;
-    int64_t fed_to_ms;  /* samples with ts < fed_to_ms have been scored */
-    scored *recent;     /* scores of the last samples, oldest first */
-    size_t n_recent, cap_recent;
-} det_series;
-
-typedef struct det_ctx {
-    mk_db *db;
-    mk_det_params params;
-    det_series *s;
-    size_t n, cap;
-    int64_t keep_ms; /* longest rule window */
-} det_ctx;
-
-static int score_fn(void *vctx, const mk_rule *r, uint64_t id, int64_t now_ms, double *score)
-{
-    det_ctx *c = vctx;
-    det_series *ds = NULL;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->s[i].series_id == id) ds = &c->s[i];
-    if (!ds) {
-        if (c->n == c->cap) {
-            size_t nc = c->cap ? c->cap * 2 : 16;
-            det_series *p = realloc(c->s, nc * sizeof *p);
-            if (!p) return -1;
-            c->s = p;
-            c->cap = nc;
-        }
-        ds = &c->s[c->n];
-        memset(ds, 0, sizeof *ds);
-        ds->series_id = id;
-        ds->fed_to_ms = INT64_MIN;
-        if (mk_det_new(&c->params, &ds->det, NULL)) return -1;
-        mk_det_db_history_init(&ds->hist, c->db, id);
-        c->n++;
-    }
-    mk_iter *it = NULL;
-    int64_t from = ds->fed_to_ms == INT64_MIN ? now_ms + 1 - 8 * 86400000LL : ds->fed_to_ms;
-    if (mk_db_iter(c->db, id, from, now_ms + 1, &it, NULL)) return -1;
-    for (;;) {
-        const int64_t *ts;
-        const double *v;
-        size_t n;
-        if (mk_iter_next(it, &ts, &v, &n, NULL) || !n) break;
-        for (size_t i = 0; i < n; i++) {
-            double sc = 0;
-            if (mk_det_step(ds->det, ts[i], v[i], mk_det_db_history_fn, &ds->hist, &sc, NULL, NULL)) continue;
-            if (ds->n_recent == ds->cap_recent) {
-                size_t nc = ds->cap_recent ? ds->cap_recent * 2 : 64;
-                scored *p = realloc(ds->recent, nc * sizeof *p);
-                if (!p) { mk_iter_free(it); return -1; }
-                ds->recent = p;
-                ds->cap_recent = nc;
-            }
-            ds->recent[ds->n_recent++] = (scored){ts[i], sc};
-        }
-    }
-    mk_iter_free(it);
-    ds->fed_to_ms = now_ms + 1;
-    size_t drop = 0; /* forget scores older than any window */
-    while (drop < ds->n_recent && ds->recent[drop].ts_ms <= now_ms - c->keep_ms) drop++;
-    memmove(ds->recent, ds->recent + drop, (ds->n_recent - drop) * sizeof *ds->recent);
-    ds->n_recent -= drop;
-    int has = 0;
-    double best = 0;
-    for (size_t i = 0; i < ds->n_recent; i++)
-        if (ds->recent[i].ts_ms > now_ms - r->window_ms) {
-            if (!has || ds->recent[i].score > best) best = ds->recent[i].score;
-            has = 1;
-        }
-    *score = best;
-    return has;
-}
-
-static void det_ctx_free(det_ctx *c)
-{
-    for (size_t i = 0; i < c->n; i++) {
-        mk_det_free(c->s[i].det);
-        mk_det_db_history_free(&c->s[i].hist);
-        free(c->s[i].recent);
-    }
-    free(c->s);
 }
 
 /* ---- the command -------------------------------------------------------- */
@@ -191,7 +97,7 @@ int mk_cli_detect(int argc, char **argv)
     mk_rule_set rs = {0};
     mk_db *db = NULL;
     mk_rule_engine *eng = NULL;
-    det_ctx dc = {0};
+    mk_score_adapter dc = {0};
     mk_incident *l = NULL;
     size_t n = 0;
     FILE *f = fopen(config, "rb");
@@ -234,14 +140,13 @@ int mk_cli_detect(int argc, char **argv)
         goto out;
     }
     int64_t step = INT64_MAX;
-    dc.db = db;
-    mk_det_params_init(&dc.params);
+    mk_score_adapter_init(&dc, db);
     for (size_t i = 0; i < rs.n; i++) {
         if (rs.rules[i].interval_ms < step) step = rs.rules[i].interval_ms;
         if (rs.rules[i].window_ms > dc.keep_ms) dc.keep_ms = rs.rules[i].window_ms;
     }
     mk_rule_engine_opts eo = {0};
-    eo.score = score_fn;
+    eo.score = mk_score_adapter_fn;
     eo.score_ctx = &dc;
     eo.log = mk_cli_log;
     if ((err = mk_rule_engine_open(db, &rs, &eo, &eng, &d))) {
@@ -287,7 +192,7 @@ int mk_cli_detect(int argc, char **argv)
 out:
     mk_incidents_free(l, n);
     if (eng) mk_rule_engine_close(eng, NULL);
-    det_ctx_free(&dc);
+    mk_score_adapter_free(&dc);
     mk_db_close(db, NULL);
     mk_rule_set_free(&rs);
     return rc;
