@@ -52,13 +52,28 @@ if [[ ${MK_SKIP_FUZZ:-0} != 1 ]]; then
   secs=${MK_FUZZ_SECONDS:-45}
   if step "build (libFuzzer)" build "$root/build-fuzz" -DCMAKE_C_COMPILER=clang-14 -DMK_FUZZ=ON \
        -DMK_SANITIZE=address,undefined -DMK_TESTS=ON; then
+    # Targets run side by side, one per core: each is single-threaded.
+    targets=()
     for f in "$root"/build-fuzz/tests/fuzz_*; do
-      [[ -x $f ]] || continue
-      name=$(basename "$f")
-      corpus="$root/build-fuzz/corpus/$name"
-      mkdir -p "$corpus"
-      [[ -d $root/tests/fuzz/corpus/$name ]] && cp -n "$root/tests/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null
-      step "fuzz $name (${secs}s)" run_fuzz "$f" "$corpus" "$secs"
+      [[ -x $f ]] && targets+=("$f")
+    done
+    for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+      pids=()
+      for ((k = i; k < i + jobs && k < ${#targets[@]}; k++)); do
+        f=${targets[k]}
+        name=$(basename "$f")
+        corpus="$root/build-fuzz/corpus/$name"
+        mkdir -p "$corpus"
+        [[ -d $root/tests/fuzz/corpus/$name ]] && cp -n "$root/tests/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null
+        run_fuzz "$f" "$corpus" "$secs" >"$f.out" 2>&1 &
+        pids+=($!)
+      done
+      for ((k = i; k < i + jobs && k < ${#targets[@]}; k++)); do
+        f=${targets[k]}
+        wait "${pids[k - i]}"
+        rc=$?
+        step "fuzz $(basename "$f") (${secs}s)" bash -c 'cat "$2"; exit "$1"' _ "$rc" "$f.out"
+      done
     done
   fi
 fi
