@@ -80,6 +80,8 @@ void mk_config_free(mk_config *cfg)
     }
     free(cfg->monitors);
     free(cfg->yaml_text);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
     mk_rule_set_free(&cfg->rules);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -485,6 +487,7 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
     yaml_parser_t parser;
     yaml_document_t doc;
     int has_doc = 0;
+    const yaml_node_t *tls_node = NULL; /* the last tls_*_file key seen, for the pairing error */
     char *keep = malloc(n + 1);
     if (keep) {
         memcpy(keep, text, n);
@@ -570,11 +573,24 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
             parse_rules(&e, cfg, text, n);
         } else if (strcmp(k, "channels") == 0) {
             cfg->has_channels = 1;
+        } else if (strcmp(k, "tls_cert_file") == 0) {
+            tls_node = kn;
+            set_str(&e, vn, "tls_cert_file", &cfg->tls_cert_file);
+        } else if (strcmp(k, "tls_key_file") == 0) {
+            tls_node = kn;
+            set_str(&e, vn, "tls_key_file", &cfg->tls_key_file);
         } else {
             err_add(&e, kn, "unknown key '%s' (known: listen, data_dir, fsync, fsync_interval_ms, "
-                            "api_keys, limits, query, monitors, retention, rules, channels)", k);
+                            "api_keys, limits, query, monitors, retention, rules, channels, "
+                            "tls_cert_file, tls_key_file)", k);
         }
     }
+    /* HTTPS needs both halves: a certificate without its key (or the
+     * reverse) would only fail later, at start-up, far from the typo. */
+    if (!cfg->tls_cert_file != !cfg->tls_key_file)
+        err_add(&e, tls_node, "%s is set but %s is not: HTTPS needs both (or neither)",
+                cfg->tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                cfg->tls_cert_file ? "tls_key_file" : "tls_cert_file");
 done:
     if (has_doc) yaml_document_delete(&doc);
     yaml_parser_delete(&parser);

@@ -21,6 +21,8 @@
  *     - {name: api, kind: kener, tag: api, secret: s3cr3t}   # secret: heartbeat URL
  *   rules: [...]               # parsed by detect/rule.c (mk_rule_parse_yaml); errors name line:column
  *   retention: ...  channels: ...   # accepted and kept, not acted on yet
+ *   tls_cert_file: /etc/meerkat/cert.pem   # HTTPS: both or neither (PEM paths)
+ *   tls_key_file: /etc/meerkat/key.pem
  */
 #ifndef MK_CONFIG_H
 #define MK_CONFIG_H
@@ -73,6 +75,9 @@ typedef struct mk_config {
     size_t n_monitors;
     /* The rules: list, parsed and validated (owned; empty without one). */
     mk_rule_set rules;
+    /* HTTPS: PEM file paths, both set or both NULL (owned; the parser
+     * rejects a file naming only one). Read by mk_server_start. */
+    char *tls_cert_file, *tls_key_file;
     /* Sections other parts of Meerkat will act on; only checked to be present
      * and well-formed YAML for now. The whole text is kept (owned,
      * NUL-terminated, NULL when no file was read) for the modules that will

@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -110,6 +111,9 @@ typedef struct mk_mon {
 
 struct mk_server {
     struct MHD_Daemon *d;
+    /* HTTPS only: the PEM texts handed to libmicrohttpd (owned, NUL-terminated,
+     * NULL without TLS); kept until the daemon is stopped. */
+    char *tls_cert_pem, *tls_key_pem;
     mk_db *db;            /* borrowed */
     const mk_config *cfg; /* borrowed */
     mk_alerts *alerts;    /* owned: rule engine, incidents, silences */
@@ -1320,6 +1324,55 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     mk_slog(MK_SLOG_WARN, msg, "component", "http", (const char *)NULL);
 }
 
+/* Reads a whole PEM file into *out (malloc'ed, NUL-terminated; caller frees).
+ * what names the config key in the error. Files over 1 MiB are refused: a
+ * certificate chain or key is a few KiB. */
+static mk_err read_pem(const char *path, const char *what, char **out, mk_diag *diag)
+{
+    mk_err rc = MK_OK;
+    char *buf = NULL;
+    size_t n = 0;
+    const size_t cap = (size_t)1 << 20;
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rc = mk_diag_set(diag, MK_EIO, "%s: cannot read '%s': %s", what, path, strerror(errno));
+        goto out;
+    }
+    buf = malloc(cap + 1);
+    if (!buf) {
+        rc = mk_diag_set(diag, MK_ENOMEM, "out of memory");
+        goto out;
+    }
+    n = fread(buf, 1, cap + 1, f);
+    if (ferror(f)) {
+        rc = mk_diag_set(diag, MK_EIO, "%s: cannot read '%s': %s", what, path, strerror(errno));
+        goto out;
+    }
+    if (n > cap || n == 0 || memchr(buf, '\0', n)) {
+        rc = mk_diag_set(diag, MK_EINVAL, "%s: '%s' is %s, not a PEM file", what, path,
+                         n == 0 ? "empty" : n > cap ? "over 1 MiB" : "binary");
+        goto out;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    buf = NULL;
+out:
+    if (f) fclose(f);
+    if (buf) {
+        memset(buf, 0, n); /* may hold part of a private key */
+        free(buf);
+    }
+    return rc;
+}
+
+static void free_secret(char *p)
+{
+    if (!p) return;
+    memset(p, 0, strlen(p));
+    free(p);
+}
+
 mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag *diag)
 {
     *out = NULL;
@@ -1337,6 +1390,20 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
     if (mk_config_parse_listen(cfg->listen, host, sizeof host, &port) != 0) {
         rc = mk_diag_set(diag, MK_EINVAL, "listen: '%s' is not HOST:PORT", cfg->listen);
         goto out;
+    }
+    /* HTTPS: the config parser guarantees both paths or neither. A missing
+     * TLS build is refused, never silently served as plain HTTP. */
+    const int is_tls = cfg->tls_cert_file != NULL && cfg->tls_key_file != NULL;
+    if (is_tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            rc = mk_diag_set(diag, MK_EINVAL,
+                             "tls_cert_file/tls_key_file are set but the installed libmicrohttpd "
+                             "was built without TLS (GnuTLS) support");
+            goto out;
+        }
+        if ((rc = read_pem(cfg->tls_cert_file, "tls_cert_file", &s->tls_cert_pem, diag)) != MK_OK ||
+            (rc = read_pem(cfg->tls_key_file, "tls_key_file", &s->tls_key_pem, diag)) != MK_OK)
+            goto out;
     }
     if (cfg->n_monitors) {
         s->mons = calloc(cfg->n_monitors, sizeof *s->mons);
@@ -1367,7 +1434,13 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    if (is_tls) flags |= MHD_USE_TLS;
+    /* Without TLS the two HTTPS options are replaced by no-op MHD_OPTION_ARRAY
+     * entries with an empty array, so there is one call for both modes. */
+    static const struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
+    /* the logger first: libmicrohttpd logs option problems as it parses them */
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, access_cb, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->request_timeout_s,
@@ -1375,10 +1448,14 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u,
                             MHD_OPTION_URI_LOG_CALLBACK, uri_log, s,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            is_tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_ARRAY,
+                            is_tls ? (const void *)s->tls_cert_pem : (const void *)no_opts,
+                            is_tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_ARRAY,
+                            is_tls ? (const void *)s->tls_key_pem : (const void *)no_opts,
                             MHD_OPTION_END);
     if (!s->d) {
-        rc = mk_diag_set(diag, MK_EIO, "cannot listen on %s (address in use, or not allowed?)", cfg->listen);
+        rc = mk_diag_set(diag, MK_EIO, "cannot listen on %s (address in use, or not allowed?%s)", cfg->listen,
+                         is_tls ? " Or the TLS certificate and key are not a valid PEM pair" : "");
         goto out;
     }
     const union MHD_DaemonInfo *inf = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -1394,6 +1471,8 @@ out:
         for (size_t i = 0; i < s->n_dbs; i++) free(s->dbs[i]);
         free(s->dbs);
         free(s->mons);
+        free(s->tls_cert_pem);
+        free_secret(s->tls_key_pem);
         free(s);
     }
     return rc;
@@ -1421,5 +1500,7 @@ void mk_server_stop(mk_server *s, int64_t wait_ms)
     for (size_t i = 0; i < s->n_dbs; i++) free(s->dbs[i]);
     free(s->dbs);
     free(s->mons);
+    free(s->tls_cert_pem);
+    free_secret(s->tls_key_pem);
     free(s);
 }

@@ -174,7 +174,8 @@ int mk_cli_serve(int argc, char **argv)
     snprintf(nkeys, sizeof nkeys, "%zu", cfg.n_keys);
     snprintf(nmon, sizeof nmon, "%zu", cfg.n_monitors);
     mk_slog(MK_SLOG_INFO, "listening", "addr", addr, "data_dir", cfg.data_dir, "fsync", fsync_name(cfg.fsync),
-            "api_keys", nkeys, "monitors", nmon, "version", mk_version(), (const char *)NULL);
+            "api_keys", nkeys, "monitors", nmon, "tls", cfg.tls_cert_file ? "on" : "off",
+            "version", mk_version(), (const char *)NULL);
     if (!mk_config_is_loopback(host) && cfg.n_keys == 0) {
         mk_slog(MK_SLOG_WARN, "listening on a non-loopback address WITHOUT API keys: anyone who can reach "
                               "this port can write, query and flush; set api_keys or MEERKAT_API_KEYS",

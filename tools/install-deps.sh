@@ -35,6 +35,8 @@ need libedit-dev have_header histedit.h
 if (( want_test )); then
   need libcmocka-dev have_header cmocka.h
   need influxdb-client command -v influx
+  need curl command -v curl        # the TLS test drives curl
+  need openssl command -v openssl  # ...with a certificate made by openssl
   need prometheus command -v prometheus
   need clang-14 command -v clang-14
   need libfuzzer-14-dev test -e /usr/lib/llvm-14/lib/libFuzzer.a -o -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux

@@ -136,6 +136,44 @@ static void test_errors(void **state)
     mk_config_free(&c);
 }
 
+/* Both TLS paths or neither; a lone one is an error at its own line:column. */
+static void test_tls(void **state)
+{
+    (void)state;
+    mk_config c;
+    char *errs = NULL;
+    assert_int_equal(mk_config_init(&c), 0);
+    assert_null(c.tls_cert_file); /* default: plain HTTP */
+    const char *both = "listen: 127.0.0.1:8443\n"
+                       "tls_cert_file: /etc/mk/cert.pem\n"
+                       "tls_key_file: /etc/mk/key.pem\n";
+    int n = mk_config_parse(&c, both, strlen(both), &errs);
+    if (n) print_error("%s", errs);
+    assert_int_equal(n, 0);
+    assert_string_equal(c.tls_cert_file, "/etc/mk/cert.pem");
+    assert_string_equal(c.tls_key_file, "/etc/mk/key.pem");
+    free(errs);
+    mk_config_free(&c);
+
+    struct { const char *yaml, *want; } bad[] = {
+        {"fsync: off\ntls_cert_file: /c.pem\n", "2:1: tls_cert_file is set but tls_key_file is not"},
+        {"tls_key_file: /k.pem\nfsync: off\n", "1:1: tls_key_file is set but tls_cert_file is not"},
+        {"  tls_key_file: /k.pem\n", "1:3: tls_key_file is set but tls_cert_file is not"},
+        {"tls_cert_file: ''\ntls_key_file: /k.pem\n", "1:16: tls_cert_file: must not be empty"},
+        {"tls_cert_file: [a]\ntls_key_file: /k.pem\n", "1:16: tls_cert_file: expected a single value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mk_config_init(&c), 0);
+        n = mk_config_parse(&c, bad[i].yaml, strlen(bad[i].yaml), &errs);
+        if (n == 0 || !errs || !strstr(errs, bad[i].want)) {
+            print_error("case %zu: missing '%s' in:\n%s", i, bad[i].want, errs ? errs : "(none)");
+            fail();
+        }
+        free(errs);
+        mk_config_free(&c);
+    }
+}
+
 static void test_listen(void **state)
 {
     (void)state;
@@ -162,6 +200,6 @@ static void test_listen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_listen)};
+                                       cmocka_unit_test(test_listen), cmocka_unit_test(test_tls)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
