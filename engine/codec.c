@@ -1510,7 +1510,7 @@ mk_err mk_codec_decode(mk_codec *c, const uint8_t *p, size_t len, int64_t *ts, d
                        uint32_t cap, uint32_t *n, mk_diag *diag)
 {
     rd r, cr;
-    uint8_t ts_id, val_id;
+    uint8_t ts_id = 0, val_id = 0; /* set by read_header; initialised for -O3 -Werror=maybe-uninitialized */
     uint32_t cnt;
     uint64_t ts_len;
     if (!c || (!p && len) || !n) return MK_EINVAL;
