@@ -2032,6 +2032,10 @@ static mk_err apply_transform(mk_xctx *c, const xcol *col, int64_t unit_ns, cons
     double *win = NULL;
     size_t wn = 0, wpos = 0;
     if (col->tfn == T_MAVG) {
+        if ((uint64_t)col->mavg_n > n) { /* a window longer than the points never fills */
+            for (size_t i = 0; i < n; i++) v[i] = NAN;
+            return MK_OK;
+        }
         win = calloc((size_t)col->mavg_n, sizeof *win);
         if (!win) return mk_x_fail(c, "out of memory");
     }

@@ -325,6 +325,8 @@ static const kcase k_cases[] = {
      "S0: cpu[time,min] (0s,10)"},
     {"SELECT difference(usage), cumulative_sum(usage), moving_average(usage, 2) FROM cpu WHERE host='a'",
      "S0: cpu[time,difference,cumulative_sum,moving_average] (0s,-,1,-) (10s,2,4,2) (20s,2,9,4) (60s,-3,11,3.5)"},
+    /* a window longer than the points never fills (and must not be allocated: fuzz_query_exec) */
+    {"SELECT moving_average(usage, 3555555555) FROM cpu WHERE host='a'", "S0:"},
     {"SELECT non_negative_derivative(usage, 1m) FROM cpu WHERE host='a'",
      "S0: cpu[time,non_negative_derivative] (10s,12) (20s,12)"},
     {"SELECT derivative(mean(usage)) FROM cpu WHERE time >= 0s AND time < 90s GROUP BY time(30s)",
