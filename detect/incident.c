@@ -152,13 +152,13 @@ static char *xstrdup(const char *s)
     return p;
 }
 
-static void labels_free(mk_label *l, size_t n)
+void mk_labels_free(mk_label *l, size_t n)
 {
     for (size_t i = 0; i < n; i++) { free(l[i].key); free(l[i].value); }
     free(l);
 }
 
-static int labels_dup(const mk_label *src, size_t n, mk_label **out)
+int mk_labels_dup(const mk_label *src, size_t n, mk_label **out)
 {
     *out = NULL;
     if (!n) return 0;
@@ -167,7 +167,7 @@ static int labels_dup(const mk_label *src, size_t n, mk_label **out)
     for (size_t i = 0; i < n; i++) {
         l[i].key = xstrdup(src[i].key);
         l[i].value = xstrdup(src[i].value);
-        if (!l[i].key || !l[i].value) { labels_free(l, n); return -1; }
+        if (!l[i].key || !l[i].value) { mk_labels_free(l, n); return -1; }
     }
     *out = l;
     return 0;
@@ -177,8 +177,8 @@ void mk_incident_clear(mk_incident *inc)
 {
     if (!inc) return;
     free(inc->rule);
-    labels_free(inc->labels, inc->n_labels);
-    labels_free(inc->annotations, inc->n_annotations);
+    mk_labels_free(inc->labels, inc->n_labels);
+    mk_labels_free(inc->annotations, inc->n_annotations);
     free(inc->reason);
     memset(inc, 0, sizeof *inc);
 }
@@ -196,8 +196,8 @@ static int incident_dup(const mk_incident *src, mk_incident *dst)
     dst->reason = xstrdup(src->reason);
     dst->labels = dst->annotations = NULL;
     dst->n_labels = dst->n_annotations = 0;
-    if (!dst->rule || !dst->reason || labels_dup(src->labels, src->n_labels, &dst->labels) ||
-        labels_dup(src->annotations, src->n_annotations, &dst->annotations)) {
+    if (!dst->rule || !dst->reason || mk_labels_dup(src->labels, src->n_labels, &dst->labels) ||
+        mk_labels_dup(src->annotations, src->n_annotations, &dst->annotations)) {
         mk_incident_clear(dst);
         return -1;
     }
@@ -209,8 +209,8 @@ static int incident_dup(const mk_incident *src, mk_incident *dst)
 static void outbox_clear(mk_outbox_rec *r)
 {
     free(r->rule);
-    labels_free(r->labels, r->n_labels);
-    labels_free(r->annotations, r->n_annotations);
+    mk_labels_free(r->labels, r->n_labels);
+    mk_labels_free(r->annotations, r->n_annotations);
     free(r->reason);
     memset(r, 0, sizeof *r);
 }
@@ -228,8 +228,8 @@ static int outbox_dup(const mk_outbox_rec *src, mk_outbox_rec *dst)
     dst->reason = xstrdup(src->reason);
     dst->labels = dst->annotations = NULL;
     dst->n_labels = dst->n_annotations = 0;
-    if (!dst->rule || !dst->reason || labels_dup(src->labels, src->n_labels, &dst->labels) ||
-        labels_dup(src->annotations, src->n_annotations, &dst->annotations)) {
+    if (!dst->rule || !dst->reason || mk_labels_dup(src->labels, src->n_labels, &dst->labels) ||
+        mk_labels_dup(src->annotations, src->n_annotations, &dst->annotations)) {
         outbox_clear(dst);
         return -1;
     }
@@ -396,7 +396,7 @@ static mk_label *get_labels(dec *d, size_t *n_out)
     for (uint32_t i = 0; i < n; i++) {
         l[i].key = get_str(d);
         l[i].value = get_str(d);
-        if (d->why) { labels_free(l, n); return NULL; }
+        if (d->why) { mk_labels_free(l, n); return NULL; }
     }
     *n_out = n;
     return l;
@@ -873,10 +873,10 @@ static int set_texts(mk_incident *x, const mk_inc_obs *o, const mk_label *ann, s
 {
     char *r = xstrdup(o->reason);
     mk_label *a = NULL;
-    if (!r || labels_dup(ann, n_ann, &a)) { free(r); return -1; }
+    if (!r || mk_labels_dup(ann, n_ann, &a)) { free(r); return -1; }
     free(x->reason);
     x->reason = r;
-    labels_free(x->annotations, x->n_annotations);
+    mk_labels_free(x->annotations, x->n_annotations);
     x->annotations = a;
     x->n_annotations = n_ann;
     return 0;
@@ -950,7 +950,7 @@ mk_err mk_inc_step(mk_inc_store *s, const char *rule, uint64_t series_id, const 
         inc.severity = obs->severity == MK_SEV_CRITICAL ? MK_SEV_CRITICAL : MK_SEV_WARNING;
         inc.start_ms = now_ms;
         inc.peak = obs->value;
-        if (!inc.rule || labels_dup(labels, n_labels, &inc.labels) || set_texts(&inc, obs, annotations, n_annotations)) {
+        if (!inc.rule || mk_labels_dup(labels, n_labels, &inc.labels) || set_texts(&inc, obs, annotations, n_annotations)) {
             err = mk_diag_set(diag, MK_ENOMEM, "no memory for a new incident");
             goto out;
         }
@@ -1029,7 +1029,7 @@ mk_err mk_inc_step(mk_inc_store *s, const char *rule, uint64_t series_id, const 
             inc.severity = obs->severity == MK_SEV_CRITICAL ? MK_SEV_CRITICAL : MK_SEV_WARNING;
             inc.start_ms = now_ms;
             inc.peak = obs->value;
-            if (!inc.rule || labels_dup(labels, n_labels, &inc.labels) || set_texts(&inc, obs, annotations, n_annotations)) {
+            if (!inc.rule || mk_labels_dup(labels, n_labels, &inc.labels) || set_texts(&inc, obs, annotations, n_annotations)) {
                 err = mk_diag_set(diag, MK_ENOMEM, "no memory for a new incident");
                 goto out;
             }

@@ -49,6 +49,12 @@ typedef struct mk_label {
     char *value;
 } mk_label;
 
+/* Frees n labels and the array (NULL is fine). */
+void mk_labels_free(mk_label *l, size_t n);
+/* Deep copy of n labels into a new array (*out NULL when n is 0); -1 when
+ * out of memory, with nothing left allocated. */
+int mk_labels_dup(const mk_label *src, size_t n, mk_label **out);
+
 /* A copy of an incident handed to the caller; free with mk_incident_clear
  * (one) or mk_incidents_free (an array from mk_inc_list). */
 typedef struct mk_incident {

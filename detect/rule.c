@@ -56,12 +56,6 @@ static char *xstrdup(const char *s)
     return p;
 }
 
-static void labels_free(mk_label *l, size_t n)
-{
-    for (size_t i = 0; i < n; i++) { free(l[i].key); free(l[i].value); }
-    free(l);
-}
-
 void mk_rule_clear(mk_rule *r)
 {
     if (!r) return;
@@ -73,8 +67,8 @@ void mk_rule_clear(mk_rule *r)
     free(r->cron_expr);
     free(r->tz_name);
     mk_cron_tz_free(r->tz);
-    labels_free(r->labels, r->n_labels);
-    labels_free(r->annotations, r->n_annotations);
+    mk_labels_free(r->labels, r->n_labels);
+    mk_labels_free(r->annotations, r->n_annotations);
     memset(r, 0, sizeof *r);
 }
 
@@ -85,21 +79,6 @@ void mk_rule_set_free(mk_rule_set *s)
     free(s->rules);
     s->rules = NULL;
     s->n = 0;
-}
-
-static int labels_copy(const mk_label *src, size_t n, mk_label **dst)
-{
-    *dst = NULL;
-    if (!n) return 0;
-    mk_label *l = calloc(n, sizeof *l);
-    if (!l) return -1;
-    for (size_t i = 0; i < n; i++) {
-        l[i].key = xstrdup(src[i].key);
-        l[i].value = xstrdup(src[i].value);
-        if (!l[i].key || !l[i].value) { labels_free(l, n); return -1; }
-    }
-    *dst = l;
-    return 0;
 }
 
 mk_err mk_rule_copy(const mk_rule *src, mk_rule *dst, mk_diag *diag)
@@ -128,9 +107,9 @@ mk_err mk_rule_copy(const mk_rule *src, mk_rule *dst, mk_diag *diag)
             if (!dst->tags[i].key || !dst->tags[i].value) is_oom = 1;
         }
     }
-    if (!is_oom && labels_copy(src->labels, src->n_labels, &dst->labels)) is_oom = 1;
+    if (!is_oom && mk_labels_dup(src->labels, src->n_labels, &dst->labels)) is_oom = 1;
     if (!is_oom) dst->n_labels = src->n_labels;
-    if (!is_oom && labels_copy(src->annotations, src->n_annotations, &dst->annotations)) is_oom = 1;
+    if (!is_oom && mk_labels_dup(src->annotations, src->n_annotations, &dst->annotations)) is_oom = 1;
     if (!is_oom) dst->n_annotations = src->n_annotations;
     if (is_oom) {
         mk_rule_clear(dst);
@@ -352,7 +331,7 @@ static mk_err get_labels(pctx *c, const yaml_node_t *n, const char *what, mk_lab
 {
     if (n->type != YAML_MAPPING_NODE) return perr(c, n, "%s must be a mapping of names to strings", what);
     size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    labels_free(*out, *n_out);
+    mk_labels_free(*out, *n_out);
     *out = NULL;
     *n_out = 0;
     if (!cnt) return MK_OK;
@@ -869,7 +848,7 @@ static int key_labels(const char *key, mk_label **out, size_t *n_out)
     }
     return 0;
 oom:
-    labels_free(*out, *n_out);
+    mk_labels_free(*out, *n_out);
     *out = NULL;
     *n_out = 0;
     return -1;
@@ -892,18 +871,18 @@ static int build_labels(mk_rule_engine *e, const mk_rule *r, uint64_t series_id,
             l[nl].key = xstrdup(r->tags[i].key);
             l[nl].value = xstrdup(r->tags[i].value);
             nl++;
-            if (!l[nl - 1].key || !l[nl - 1].value) { labels_free(l, nl); return -1; }
+            if (!l[nl - 1].key || !l[nl - 1].value) { mk_labels_free(l, nl); return -1; }
         }
         if (r->n_tags && !l) return -1;
     }
     mk_label *m = realloc(l, (nl + r->n_labels + 1) * sizeof *m);
-    if (!m) { labels_free(l, nl); return -1; }
+    if (!m) { mk_labels_free(l, nl); return -1; }
     l = m;
     for (size_t i = 0; i < r->n_labels; i++) {
         size_t j = 0;
         while (j < nl && strcmp(l[j].key, r->labels[i].key) != 0) j++;
         char *k = xstrdup(r->labels[i].key), *v = xstrdup(r->labels[i].value);
-        if (!k || !v) { free(k); free(v); labels_free(l, nl); return -1; }
+        if (!k || !v) { free(k); free(v); mk_labels_free(l, nl); return -1; }
         if (j < nl) { free(l[j].key); free(l[j].value); }
         else nl++;
         l[j].key = k;
@@ -1188,8 +1167,8 @@ static mk_err eval_series(mk_rule_engine *e, rule_slot *slot, uint64_t id, int64
     if (res.from != res.to) st->n_transitions++;
     st->n_notifications += (uint64_t)res.n_notified;
 out:
-    labels_free(labels, n_labels);
-    labels_free(ann, n_ann);
+    mk_labels_free(labels, n_labels);
+    mk_labels_free(ann, n_ann);
     return err;
 }
 
@@ -1258,7 +1237,7 @@ void mk_rule_monitors_free(mk_rule_monitor *a, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(a[i].rule);
-        labels_free(a[i].labels, a[i].n_labels);
+        mk_labels_free(a[i].labels, a[i].n_labels);
         free(a[i].reason);
     }
     free(a);

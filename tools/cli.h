@@ -35,4 +35,9 @@ int mk_cli_parse_precision(const char *s, mk_precision *p);
 /* Log sink printing "meerkat: warning: ..." to stderr. */
 void mk_cli_log(void *ctx, int level, const char *msg);
 
+/* Opens dir read-only (beside a running server, no lock taken); on failure
+ * prints "meerkat CMD: cannot open DIR: why" and returns NULL. The caller
+ * closes the handle with mk_db_close. */
+struct mk_db *mk_cli_open_read_only(const char *cmd, const char *dir);
+
 #endif

@@ -73,3 +73,18 @@ int mk_cli_parse_time(const char *s, int64_t *ms)
     *ms = t / div - ((t % div != 0) && (t < 0)); /* rounds down */
     return 0;
 }
+
+struct mk_db *mk_cli_open_read_only(const char *cmd, const char *dir)
+{
+    mk_options o;
+    mk_options_init(&o);
+    o.is_read_only = 1;
+    o.log = mk_cli_log;
+    mk_db *db = NULL;
+    mk_diag d = {0};
+    if (mk_db_open(dir, &o, &db, &d)) {
+        fprintf(stderr, "meerkat %s: cannot open %s: %s\n", cmd, dir, d.msg);
+        return NULL;
+    }
+    return db;
+}

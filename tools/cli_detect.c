@@ -362,19 +362,12 @@ int mk_cli_score(int argc, char **argv)
         m[n_m++] = (mk_matcher){p, eq + 1, is_neg};
         p = next;
     }
-    mk_options o;
-    mk_options_init(&o);
-    o.is_read_only = 1;
-    o.log = mk_cli_log;
-    mk_db *db = NULL;
     uint64_t *ids = NULL;
     size_t n_ids = 0;
     int status = MK_EXIT_OK;
-    mk_err rc = mk_db_open(dir, &o, &db, &diag);
-    if (rc) {
-        fprintf(stderr, "meerkat score: cannot open %s: %s\n", dir, diag.msg);
-        return MK_EXIT_FATAL;
-    }
+    mk_err rc;
+    mk_db *db = mk_cli_open_read_only("score", dir);
+    if (!db) return MK_EXIT_FATAL;
     diag = (mk_diag){0};
     rc = mk_db_find_series(db, *meas ? meas : NULL, m, n_m, field, &ids, &n_ids, &diag);
     if (rc) {

@@ -95,16 +95,9 @@ int mk_cli_dump(int argc, char **argv)
         return MK_EXIT_USAGE;
     }
 
-    mk_options o;
-    mk_options_init(&o);
-    o.is_read_only = 1;
-    o.log = mk_cli_log;
-    mk_db *db = NULL;
+    mk_db *db = mk_cli_open_read_only("dump", dir);
+    if (!db) return MK_EXIT_FATAL;
     mk_diag d = {0};
-    if (mk_db_open(dir, &o, &db, &d)) {
-        fprintf(stderr, "meerkat dump: cannot open %s: %s\n", dir, d.msg);
-        return MK_EXIT_FATAL;
-    }
     uint64_t *ids = NULL;
     size_t n_ids = 0;
     int status = MK_EXIT_OK;

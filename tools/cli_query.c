@@ -371,14 +371,8 @@ int mk_cli_query(int argc, char **argv)
         return MK_EXIT_FATAL;
     }
 
-    mk_options o;
-    mk_options_init(&o);
-    o.is_read_only = 1;
-    o.log = mk_cli_log;
-    mk_db *db = NULL;
-    mk_diag d = {0};
-    if (mk_db_open(dir, &o, &db, &d)) {
-        fprintf(stderr, "meerkat query: cannot open %s: %s\n", dir, d.msg);
+    mk_db *db = mk_cli_open_read_only("query", dir);
+    if (!db) {
         free(text);
         return MK_EXIT_FATAL;
     }

@@ -130,12 +130,7 @@ int mk_cli_detect(int argc, char **argv)
         rc = MK_EXIT_USAGE;
         goto out;
     }
-    mk_options o;
-    mk_options_init(&o);
-    o.is_read_only = 1;
-    o.log = mk_cli_log;
-    if ((err = mk_db_open(dir, &o, &db, &d))) {
-        fprintf(stderr, "meerkat detect: %s\n", d.msg);
+    if (!(db = mk_cli_open_read_only("detect", dir))) {
         rc = MK_EXIT_FATAL;
         goto out;
     }
