@@ -1373,6 +1373,19 @@ out:
 
 mk_inc_store *mk_rule_engine_store(mk_rule_engine *e) { return e->store; }
 
+size_t mk_rule_engine_mark_due(mk_rule_engine *e, const char *measurement)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_rules; i++)
+        if (e->rules[i].rule.kind != MK_RULE_HEARTBEAT && !strcmp(e->rules[i].rule.measurement, measurement)) {
+            e->rules[i].next_due_ms = 0;
+            k++;
+        }
+    pthread_mutex_unlock(&e->mu);
+    return k;
+}
+
 mk_err mk_rule_engine_open(mk_db *db, const mk_rule_set *rules, const mk_rule_engine_opts *opts,
                            mk_rule_engine **out, mk_diag *diag)
 {

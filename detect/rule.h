@@ -232,4 +232,10 @@ mk_err mk_rule_engine_rules(mk_rule_engine *e, mk_rule_set *out, mk_diag *diag);
  * outbox calls of incident.h. */
 mk_inc_store *mk_rule_engine_store(mk_rule_engine *e);
 
+/* Makes every rule over measurement (heartbeat rules excepted) due at the
+ * next mk_rule_engine_evaluate, so a write is judged at once rather than at
+ * the rule's next multiple of its interval (server: mk_alerts_kick).
+ * Returns how many rules were marked. */
+size_t mk_rule_engine_mark_due(mk_rule_engine *e, const char *measurement);
+
 #endif

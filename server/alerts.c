@@ -30,6 +30,8 @@
 
 #define SILENCE_KEEP_MS 86400000LL /* expired silences stay listed this long */
 #define MAX_SILENCES 10000
+#define KICK_GAP_MS 50   /* kicked evaluations at most this often */
+#define MAX_KICKED 64    /* distinct measurements remembered between two evaluations */
 struct mk_alerts {
     mk_db *db;               /* borrowed */
     char *data_dir;          /* owned */
@@ -48,6 +50,17 @@ struct mk_alerts {
     pthread_cond_t stop_cv;
     int is_stopping;         /* under stop_mu */
     char last_err[256];      /* evaluation thread only: last error logged */
+    /* kicks (under stop_mu): measurements written since the last evaluation */
+    char *kicked[MAX_KICKED];
+    size_t n_kicked;
+    int64_t last_kick_eval_ms;
+    /* measurements of the non-heartbeat rules (under meas_mu): what a
+     * write is checked against */
+    pthread_mutex_t meas_mu;
+    char **meas;
+    size_t n_meas;
+    void (*on_outbox)(void *ctx); /* under stop_mu */
+    void *on_outbox_ctx;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -304,23 +317,60 @@ int mk_alerts_is_silenced(mk_alerts *a, const char *rule, const mk_label *labels
 
 /* ---- the evaluation thread ---------------------------------------------- */
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void *eval_main(void *arg)
 {
     mk_alerts *a = arg;
     pthread_mutex_lock(&a->stop_mu);
     while (!a->is_stopping) {
         /* wake 20 ms past the next whole second: rules run on multiples of
-         * their interval, so this is when the next ones fall due */
+         * their interval, so this is when the next ones fall due; a kick
+         * (a write to a rule's measurement) wakes it sooner */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         ts.tv_nsec = 20 * 1000 * 1000;
-        while (!a->is_stopping && pthread_cond_timedwait(&a->stop_cv, &a->stop_mu, &ts) != ETIMEDOUT) {
+        int is_kick = 0;
+        while (!a->is_stopping) {
+            if (a->n_kicked && mono_ms() - a->last_kick_eval_ms >= KICK_GAP_MS) {
+                is_kick = 1;
+                break;
+            }
+            struct timespec w = ts;
+            if (a->n_kicked) { /* wait out the gap only */
+                clock_gettime(CLOCK_REALTIME, &w);
+                w.tv_nsec += KICK_GAP_MS * 1000000L;
+                if (w.tv_nsec >= 1000000000L) {
+                    w.tv_sec++;
+                    w.tv_nsec -= 1000000000L;
+                }
+                if (w.tv_sec > ts.tv_sec || (w.tv_sec == ts.tv_sec && w.tv_nsec > ts.tv_nsec)) w = ts;
+            }
+            if (pthread_cond_timedwait(&a->stop_cv, &a->stop_mu, &w) == ETIMEDOUT && !a->n_kicked) break;
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            if (now.tv_sec > ts.tv_sec || (now.tv_sec == ts.tv_sec && now.tv_nsec >= ts.tv_nsec)) break;
         }
         if (a->is_stopping) break;
+        char *kicked[MAX_KICKED];
+        size_t n_kicked = a->n_kicked;
+        memcpy(kicked, a->kicked, n_kicked * sizeof *kicked);
+        a->n_kicked = 0;
+        if (n_kicked) a->last_kick_eval_ms = mono_ms();
         pthread_mutex_unlock(&a->stop_mu);
+        (void)is_kick;
+        for (size_t i = 0; i < n_kicked; i++) {
+            mk_rule_engine_mark_due(a->eng, kicked[i]);
+            free(kicked[i]);
+        }
         mk_diag d = {0};
-        mk_rule_eval_stats st;
+        mk_rule_eval_stats st = {0};
         if (mk_rule_engine_evaluate(a->eng, now_ms(), &st, &d) != MK_OK) {
             /* one line per distinct problem, not one per second */
             if (strncmp(a->last_err, d.msg, sizeof a->last_err - 1) != 0) {
@@ -331,9 +381,100 @@ static void *eval_main(void *arg)
             a->last_err[0] = 0;
         }
         pthread_mutex_lock(&a->stop_mu);
+        if (st.n_notifications && a->on_outbox) a->on_outbox(a->on_outbox_ctx);
     }
     pthread_mutex_unlock(&a->stop_mu);
     return NULL;
+}
+
+/* Re-reads the measurements the non-heartbeat rules watch. */
+static void meas_refresh(mk_alerts *a)
+{
+    mk_rule_set set;
+    if (mk_rule_engine_rules(a->eng, &set, NULL) != MK_OK) return;
+    char **m = calloc(set.n ? set.n : 1, sizeof *m);
+    size_t k = 0;
+    for (size_t i = 0; m && i < set.n; i++) {
+        if (set.rules[i].kind == MK_RULE_HEARTBEAT || !set.rules[i].measurement) continue;
+        int dup = 0;
+        for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(m[j], set.rules[i].measurement);
+        if (!dup && (m[k] = strdup(set.rules[i].measurement))) k++;
+    }
+    mk_rule_set_free(&set);
+    if (!m) return;
+    pthread_mutex_lock(&a->meas_mu);
+    for (size_t i = 0; i < a->n_meas; i++) free(a->meas[i]);
+    free(a->meas);
+    a->meas = m;
+    a->n_meas = k;
+    pthread_mutex_unlock(&a->meas_mu);
+}
+
+mk_inc_store *mk_alerts_store(mk_alerts *a) { return mk_rule_engine_store(a->eng); }
+
+void mk_alerts_set_outbox_hook(mk_alerts *a, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&a->stop_mu);
+    a->on_outbox = fn;
+    a->on_outbox_ctx = ctx;
+    pthread_mutex_unlock(&a->stop_mu);
+}
+
+/* Line protocol measurement at the start of p[0..n): unescaped into out
+ * (cap bytes); 0 when none (blank, comment, too long). */
+static size_t lp_measurement(const char *p, size_t n, char *out, size_t cap)
+{
+    size_t i = 0, k = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
+    if (i >= n || p[i] == '#') return 0;
+    for (; i < n && p[i] != ',' && p[i] != ' ' && p[i] != '\n'; i++) {
+        if (p[i] == '\\' && i + 1 < n && p[i + 1] != '\n') i++;
+        if (k + 1 >= cap) return 0;
+        out[k++] = p[i];
+    }
+    out[k] = 0;
+    return k;
+}
+
+void mk_alerts_kick(mk_alerts *a, const char *text, size_t n)
+{
+    if (!a || !text) return;
+    char cur[256], prev[256] = "";
+    const char *hit[MAX_KICKED];
+    size_t n_hit = 0;
+    pthread_mutex_lock(&a->meas_mu);
+    if (a->n_meas) {
+        for (size_t off = 0; off < n;) {
+            const char *nl = memchr(text + off, '\n', n - off);
+            size_t len = nl ? (size_t)(nl - (text + off)) : n - off;
+            if (lp_measurement(text + off, len, cur, sizeof cur) && strcmp(cur, prev) != 0) {
+                memcpy(prev, cur, sizeof cur);
+                for (size_t i = 0; i < a->n_meas && n_hit < MAX_KICKED; i++)
+                    if (!strcmp(a->meas[i], cur)) {
+                        int dup = 0;
+                        for (size_t j = 0; j < n_hit && !dup; j++) dup = hit[j] == a->meas[i];
+                        if (!dup) hit[n_hit++] = a->meas[i];
+                    }
+            }
+            off += len + 1;
+        }
+    }
+    if (!n_hit) {
+        pthread_mutex_unlock(&a->meas_mu);
+        return;
+    }
+    pthread_mutex_lock(&a->stop_mu);
+    for (size_t i = 0; i < n_hit; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < a->n_kicked && !dup; j++) dup = !strcmp(a->kicked[j], hit[i]);
+        if (!dup && a->n_kicked < MAX_KICKED) {
+            char *c = strdup(hit[i]);
+            if (c) a->kicked[a->n_kicked++] = c;
+        }
+    }
+    pthread_cond_signal(&a->stop_cv);
+    pthread_mutex_unlock(&a->stop_mu);
+    pthread_mutex_unlock(&a->meas_mu);
 }
 
 /* ---- open / close ----------------------------------------------------------- */
@@ -437,6 +578,7 @@ mk_err mk_alerts_open(mk_db *db, const char *data_dir, const mk_rule_set *config
     pthread_mutex_init(&a->rules_mu, NULL);
     pthread_mutex_init(&a->sil_mu, NULL);
     pthread_mutex_init(&a->stop_mu, NULL);
+    pthread_mutex_init(&a->meas_mu, NULL);
     pthread_cond_init(&a->stop_cv, NULL);
     mk_score_adapter_init(&a->score, db);
     a->data_dir = strdup(data_dir);
@@ -468,6 +610,7 @@ mk_err mk_alerts_open(mk_db *db, const char *data_dir, const mk_rule_set *config
     eo.log = engine_log;
     if ((err = mk_rule_engine_open(db, &set, &eo, &a->eng, diag))) goto out;
     silences_load(a);
+    meas_refresh(a);
     if (pthread_create(&a->thread, NULL, eval_main, a) != 0) {
         err = mk_diag_set(diag, MK_EIO, "cannot start the rule evaluation thread");
         goto out;
@@ -506,6 +649,10 @@ void mk_alerts_close(mk_alerts *a)
     pthread_mutex_destroy(&a->sil_mu);
     pthread_mutex_destroy(&a->stop_mu);
     pthread_cond_destroy(&a->stop_cv);
+    for (size_t i = 0; i < a->n_kicked; i++) free(a->kicked[i]);
+    for (size_t i = 0; i < a->n_meas; i++) free(a->meas[i]);
+    free(a->meas);
+    pthread_mutex_destroy(&a->meas_mu);
     free(a->data_dir);
     free(a->rules_dir);
     free(a);
@@ -695,6 +842,7 @@ static int h_rules(mk_alerts *a, const char *method, const char *name, const cha
             code = d.code == MK_ENOMEM ? 500 : 400;
         } else {
             unlink_in(a->rules_dir, name, ".deleted");
+            meas_refresh(a);
             *out = rule_json(&r, "api");
             mk_slog(MK_SLOG_INFO, "rule put", "rule", name, (const char *)NULL);
         }
@@ -715,6 +863,7 @@ static int h_rules(mk_alerts *a, const char *method, const char *name, const cha
             code = 500;
         } else {
             unlink_in(a->rules_dir, name, ".yaml");
+            meas_refresh(a);
             /* a rule of the config file needs a tombstone, or it would come
              * back at the next start */
             char *fname = path_join("", name, ".deleted");

@@ -18,10 +18,14 @@
  * multiples of its own interval, at least 1 s). Heartbeats reach the engine
  * at once through mk_alerts_on_beat.
  *
+ * A write can wake evaluation early: mk_alerts_kick (called by the write
+ * path) makes the rules over the written measurements due and evaluates
+ * them at once (at most every KICK_GAP_MS), so a threshold crossing is
+ * judged within milliseconds, not at the next whole second.
+ *
  * Silences do not stop incidents from opening: a matching incident is
- * listed with "silenced": true. Notification delivery (not built yet) is
- * meant to skip outbox records whose incident is silenced
- * (mk_alerts_is_silenced).
+ * listed with "silenced": true. Notification delivery (notify/) skips
+ * alerts that are silenced (mk_alerts_is_silenced) when it sends.
  *
  * Thread rules: every function may be called from any thread.
  */
@@ -77,5 +81,20 @@ void mk_alerts_metrics(mk_alerts *a, mk_buf *b);
  * matchable as `rule` or `alertname`) at now_ms. */
 int mk_alerts_is_silenced(mk_alerts *a, const char *rule, const mk_label *labels, size_t n_labels,
                           int64_t now_ms);
+
+/* The incident store (for the notifier): owned by the alerts; valid until
+ * mk_alerts_close. */
+mk_inc_store *mk_alerts_store(mk_alerts *a);
+
+/* fn(ctx) is called from the evaluation thread after each evaluation that
+ * wrote outbox records (the notifier's mk_notify_kick). NULL unsets it.
+ * Set it before records may appear, and unset before ctx goes away. */
+void mk_alerts_set_outbox_hook(mk_alerts *a, void (*fn)(void *ctx), void *ctx);
+
+/* Line protocol text[0..n) was just stored: the rules over its
+ * measurements are evaluated now rather than at their next interval
+ * boundary. Cheap (a scan of the line starts); never waits for an
+ * evaluation. NULL a is fine. */
+void mk_alerts_kick(mk_alerts *a, const char *text, size_t n);
 
 #endif

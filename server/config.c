@@ -14,6 +14,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "notify.h"
+
 typedef struct errlist {
     char *p;
     size_t n, cap;
@@ -481,8 +483,15 @@ static void parse_rules(errlist *e, mk_config *cfg, const char *text, size_t n)
         err_add(e, NULL, "%s", d.msg[0] == ':' ? d.msg + 1 : d.msg);
 }
 
+/* notify/'s section errors join ours as "LINE:COL: ..." lines. */
+static void notify_err(void *ctx, size_t line, size_t col, const char *msg)
+{
+    err_add(ctx, NULL, "%zu:%zu: %s", line, col, msg);
+}
+
 int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
 {
+    const yaml_node_t *notify_nodes[3] = {NULL, NULL, NULL}; /* channels, routes, inhibit_rules */
     errlist e = {0};
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -573,6 +582,11 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
             parse_rules(&e, cfg, text, n);
         } else if (strcmp(k, "channels") == 0) {
             cfg->has_channels = 1;
+            notify_nodes[0] = vn;
+        } else if (strcmp(k, "routes") == 0) {
+            notify_nodes[1] = vn;
+        } else if (strcmp(k, "inhibit_rules") == 0) {
+            notify_nodes[2] = vn;
         } else if (strcmp(k, "tls_cert_file") == 0) {
             tls_node = kn;
             set_str(&e, vn, "tls_cert_file", &cfg->tls_cert_file);
@@ -581,9 +595,19 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
             set_str(&e, vn, "tls_key_file", &cfg->tls_key_file);
         } else {
             err_add(&e, kn, "unknown key '%s' (known: listen, data_dir, fsync, fsync_interval_ms, "
-                            "api_keys, limits, query, monitors, retention, rules, channels, "
+                            "api_keys, limits, query, monitors, retention, rules, channels, routes, inhibit_rules, "
                             "tls_cert_file, tls_key_file)", k);
         }
+    }
+    /* notify/ checks its sections, channels first (routes name them); the
+     * server parses them again from yaml_text when it starts */
+    if (notify_nodes[0] || notify_nodes[1] || notify_nodes[2]) {
+        static const char *const names[3] = {"channels", "routes", "inhibit_rules"};
+        mk_notify_config nc;
+        memset(&nc, 0, sizeof nc);
+        for (int i = 0; i < 3; i++)
+            if (notify_nodes[i]) mk_notify_config_section(&nc, &doc, notify_nodes[i], names[i], notify_err, &e);
+        mk_notify_config_free(&nc);
     }
     /* HTTPS needs both halves: a certificate without its key (or the
      * reverse) would only fail later, at start-up, far from the typo. */

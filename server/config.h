@@ -20,9 +20,11 @@
  *     - {name: web, kind: kuma, token: abc}
  *     - {name: api, kind: kener, tag: api, secret: s3cr3t}   # secret: heartbeat URL
  *   rules: [...]               # parsed by detect/rule.c (mk_rule_parse_yaml); errors name line:column
- *   retention: ...  channels: ...   # accepted and kept, not acted on yet
+ *   retention: ...                  # accepted and kept, not acted on yet
+ *   channels: / routes: / inhibit_rules:   # notify/ (notify/notify.h), checked here
  *   tls_cert_file: /etc/meerkat/cert.pem   # HTTPS: both or neither (PEM paths)
  *   tls_key_file: /etc/meerkat/key.pem
+ *   status_page: {title, public, groups, services, maintenance}   # server/web.c (web.h)
  */
 #ifndef MK_CONFIG_H
 #define MK_CONFIG_H

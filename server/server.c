@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "alerts.h"
+#include "notify.h"
 #include "env.h"
 #include "form.h"
 #include "hb.h"
@@ -77,6 +78,8 @@ typedef enum route {
     R_INCIDENTS,
     R_RULES,
     R_SILENCES,
+    R_CHANNELS,
+    R_NOTIFICATIONS,
     R_NOT_FOUND,
     R__COUNT
 } route;
@@ -84,7 +87,7 @@ typedef enum route {
 static const char *const route_label[R__COUNT] = {
     "none", "/ping", "/healthz", "/ready", "/metrics", "/write", "/api/v2/write", "/query",
     "/api/admin/flush", "/api/monitors", "/api/status", "/api/push", "/hc", "/api/heartbeat", "/api/incidents",
-    "/api/rules", "/api/silences", "other"};
+    "/api/rules", "/api/silences", "/api/channels", "/api/notifications", "other"};
 
 /* HTTP codes counted per route; anything else lands in the last slot. */
 static const int counted_codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 500, 503, 0};
@@ -117,6 +120,7 @@ struct mk_server {
     mk_db *db;            /* borrowed */
     const mk_config *cfg; /* borrowed */
     mk_alerts *alerts;    /* owned: rule engine, incidents, silences */
+    mk_notify *notify;    /* owned: notification delivery; NULL without channels */
     unsigned port;
     atomic_int n_active;  /* requests between uri_log and completed */
     atomic_uint_fast64_t inflight_write_bytes;
@@ -300,6 +304,8 @@ static route route_of(const char *path, mk_hb_route *hb)
     if (strcmp(p, "/api/incidents") == 0 || strncmp(p, "/api/incidents/", 15) == 0) return R_INCIDENTS;
     if (strcmp(p, "/api/rules") == 0 || strncmp(p, "/api/rules/", 11) == 0) return R_RULES;
     if (strcmp(p, "/api/silences") == 0 || strncmp(p, "/api/silences/", 14) == 0) return R_SILENCES;
+    if (strcmp(p, "/api/channels") == 0) return R_CHANNELS;
+    if (strcmp(p, "/api/notifications") == 0) return R_NOTIFICATIONS;
     if (strcmp(p, "/healthz") == 0 || strcmp(p, "/health") == 0) return R_HEALTH;
     if (strcmp(p, "/ready") == 0) return R_READY;
     if (strcmp(p, "/metrics") == 0) return R_METRICS;
@@ -329,6 +335,8 @@ static int role_needed(route r)
     case R_INCIDENTS:
     case R_RULES:      /* GET; PUT and DELETE need admin (dispatch) */
     case R_SILENCES: return MK_ROLE_READ; /* GET; POST and DELETE need write (dispatch) */
+    case R_CHANNELS:
+    case R_NOTIFICATIONS: return MK_ROLE_READ;
     case R_WRITE:
     case R_WRITE_V2:
     case R_KENER: return MK_ROLE_WRITE;
@@ -389,6 +397,7 @@ static enum MHD_Result do_write(struct MHD_Connection *c, mk_req *q, const char 
             free(msg);
         }
     } else {
+        mk_alerts_kick(s->alerts, text, len); /* rules over these measurements: judged now */
         ret = queue_empty(c, q, 204);
     }
     mk_wreq_errs_free(&errs);
@@ -1028,6 +1037,75 @@ static enum MHD_Result h_alerts(struct MHD_Connection *c, mk_req *q, const char 
     return queue_json(c, q, code, out);
 }
 
+/* ---- notifications: /api/channels, /api/notifications (notify/) ----------- */
+
+static enum MHD_Result h_notify(struct MHD_Connection *c, mk_req *q, const char *method)
+{
+    mk_notify *n = q->s->notify;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return queue_error(c, q, 405, "use GET");
+    if (q->r == R_CHANNELS)
+        return queue_json(c, q, 200, n ? mk_notify_channels_json(n) : json_pack("{s:[],s:[]}", "channels", "routes"));
+    const char *inc = arg(q, "incident"), *lim = arg(q, "limit");
+    char *end = NULL;
+    unsigned long long id = inc ? strtoull(inc, &end, 10) : 0;
+    if (inc && (!*inc || *end)) return queue_error(c, q, 400, "incident: expected an incident id");
+    unsigned long long limit = lim ? strtoull(lim, &end, 10) : 0;
+    if (lim && (!*lim || *end)) return queue_error(c, q, 400, "limit: expected a whole number");
+    if (!n) return queue_json(c, q, 200, json_pack("{s:[]}", "notifications"));
+    return queue_json(c, q, 200, mk_notify_log_json(n, id, arg(q, "channel"), arg(q, "status"), (size_t)limit));
+}
+
+/* Silences as the notifier asks for them. */
+static int notify_silenced(void *ctx, const char *rule, const mk_label *labels, size_t n_labels, int64_t now)
+{
+    return mk_alerts_is_silenced(ctx, rule, labels, n_labels, now);
+}
+
+static void notify_kick(void *ctx) { mk_notify_kick(ctx); }
+
+/* Starts the notifier when the config has channels (parsed again from the
+ * kept text; `config check` already reported any problem). */
+static mk_err notify_start(mk_server *s, const mk_config *cfg, mk_diag *diag)
+{
+    if (!cfg->has_channels || !cfg->yaml_text) return MK_OK;
+    mk_notify_config nc;
+    char *errs = NULL;
+    if (mk_notify_config_parse_text(&nc, cfg->yaml_text, cfg->yaml_len, &errs) != 0) {
+        mk_err e = mk_diag_set(diag, MK_EINVAL, "notification config: %s", errs ? errs : "invalid");
+        free(errs);
+        mk_notify_config_free(&nc);
+        return e;
+    }
+    size_t k = strlen(cfg->data_dir) + 32;
+    char *dir = malloc(k);
+    if (!dir) {
+        mk_notify_config_free(&nc);
+        return mk_diag_set(diag, MK_ENOMEM, "out of memory");
+    }
+    snprintf(dir, k, "%s/notifications", cfg->data_dir);
+    mk_notify_opts o = {0};
+    o.log_dir = dir;
+    o.n_workers = 4; /* a hanging command or slow receiver holds one until its timeout */
+    o.is_silenced = notify_silenced;
+    o.silence_ctx = s->alerts;
+    mk_err e = mk_notify_open(mk_alerts_store(s->alerts), &nc, &o, &s->notify, diag);
+    mk_notify_config_free(&nc);
+    free(dir);
+    if (e == MK_OK) {
+        mk_alerts_set_outbox_hook(s->alerts, notify_kick, s->notify);
+        mk_notify_kick(s->notify); /* records left by the last run */
+    }
+    return e;
+}
+
+static void notify_stop(mk_server *s)
+{
+    if (!s->notify) return;
+    mk_alerts_set_outbox_hook(s->alerts, NULL, NULL);
+    mk_notify_close(s->notify);
+    s->notify = NULL;
+}
+
 /* ---- /metrics ------------------------------------------------------------ */
 
 static uint64_t dir_bytes(const char *dir, uint64_t *n_files, const char *suffix)
@@ -1121,6 +1199,7 @@ static enum MHD_Result h_metrics(struct MHD_Connection *c, mk_req *q)
                     code, v);
         }
     mk_alerts_metrics(s->alerts, &b);
+    mk_notify_metrics(s->notify, &b);
     long rss_pages = 0, total_pages = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
@@ -1308,6 +1387,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, mk_req *q, const char 
     case R_INCIDENTS:
     case R_RULES:
     case R_SILENCES: return h_alerts(c, q, method);
+    case R_CHANNELS:
+    case R_NOTIFICATIONS: return h_notify(c, q, method);
     default: {
         char msg[300];
         char path[200];
@@ -1455,6 +1536,7 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
         load_last_beats(s);
     }
     if ((rc = mk_alerts_open(db, cfg->data_dir, &cfg->rules, &s->alerts, diag)) != MK_OK) goto out;
+    if ((rc = notify_start(s, cfg, diag)) != MK_OK) goto out;
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -1501,6 +1583,7 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
 out:
     if (ai) freeaddrinfo(ai);
     if (s) {
+        notify_stop(s);
         mk_alerts_close(s->alerts);
         pthread_mutex_destroy(&s->mon_mu);
         pthread_mutex_destroy(&s->dbs_mu);
@@ -1530,7 +1613,9 @@ void mk_server_stop(mk_server *s, int64_t wait_ms)
     }
     MHD_stop_daemon(s->d);
     /* no request runs any more: stop evaluating, then close the incident
-     * log (before the caller closes the database the engine reads) */
+     * log (before the caller closes the database the engine reads);
+     * the notifier first: it reads the incident store */
+    notify_stop(s);
     mk_alerts_close(s->alerts);
     pthread_mutex_destroy(&s->mon_mu);
     pthread_mutex_destroy(&s->dbs_mu);

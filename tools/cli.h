@@ -20,6 +20,7 @@ int mk_cli_config(int argc, char **argv); /* tools/cli_serve.c: `config check FI
 int mk_cli_nab(int argc, char **argv);    /* tools/cli_detect.c */
 int mk_cli_score(int argc, char **argv);  /* tools/cli_detect.c */
 int mk_cli_detect(int argc, char **argv); /* tools/cli_rules.c */
+int mk_cli_notify(int argc, char **argv); /* tools/cli_notify.c */
 
 /* Exit statuses. */
 enum { MK_EXIT_OK = 0, MK_EXIT_PROBLEMS = 1, MK_EXIT_USAGE = 2, MK_EXIT_FATAL = 3 };

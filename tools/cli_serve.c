@@ -159,8 +159,8 @@ int mk_cli_serve(int argc, char **argv)
         goto out;
     }
     diag = (mk_diag){0};
-    if (cfg.has_retention || cfg.has_channels)
-        mk_slog(MK_SLOG_WARN, "config sections retention/channels are accepted but not acted on yet",
+    if (cfg.has_retention) /* channels: notify/ delivers them */
+        mk_slog(MK_SLOG_WARN, "config section retention is accepted but not acted on yet",
                 (const char *)NULL);
     rc = mk_server_start(db, &cfg, &srv, &diag);
     if (rc != MK_OK) {

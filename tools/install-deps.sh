@@ -38,6 +38,8 @@ if (( want_test )); then
   need curl command -v curl        # the TLS test drives curl
   need openssl command -v openssl  # ...with a certificate made by openssl
   need prometheus command -v prometheus
+  need prometheus-alertmanager command -v prometheus-alertmanager  # notifications: the alertmanager channel test
+  need python3-aiosmtpd /usr/bin/python3 -c 'import aiosmtpd'               # notifications: the e-mail test's SMTP server
   need clang-14 command -v clang-14
   need libfuzzer-14-dev test -e /usr/lib/llvm-14/lib/libFuzzer.a -o -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux
   need libclang-rt-14-dev bash -c 'ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a'

@@ -34,6 +34,7 @@ static const struct {
     {"score", mk_cli_score, "print the anomaly score of every sample of matching series"},
     {"nab", mk_cli_nab, "score NAB-layout CSV files with the default detector"},
     {"detect", mk_cli_detect, "backfill alert rules over stored data and print the incidents"},
+    {"notify", mk_cli_notify, "send a test notification through a channel (notify test --config FILE CHANNEL)"},
 };
 
 static void usage(FILE *f)

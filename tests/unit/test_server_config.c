@@ -39,7 +39,7 @@ static void test_valid(void **state)
                     "    grace_s: 60\n"
                     "retention: {default: 400d}\n"
                     "rules: []\n"
-                    "channels: [{name: x}]\n";
+                    "channels: [{name: x, kind: webhook, url: 'http://127.0.0.1:9/x'}]\n";
     mk_config c;
     char *errs = NULL;
     assert_int_equal(mk_config_init(&c), 0);
