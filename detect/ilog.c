@@ -248,7 +248,7 @@ out:
     return err;
 }
 
-mk_err mk_ilog_append(mk_ilog *l, const void *payload, size_t len, mk_diag *diag)
+static mk_err append(mk_ilog *l, const void *payload, size_t len, int is_sync, mk_diag *diag)
 {
     mk_buf b = {0};
     mk_err err = mk_ilog_frame(&b, payload, len);
@@ -257,7 +257,7 @@ mk_err mk_ilog_append(mk_ilog *l, const void *payload, size_t len, mk_diag *diag
         goto out;
     }
     int rc = mk_env_pwrite_all(l->env, l->fd, b.data, b.len, (off_t)l->size);
-    if (!rc) rc = l->env->fsync(l->env, l->fd);
+    if (!rc && is_sync) rc = l->env->fsync(l->env, l->fd);
     if (rc) {
         /* Cut the partial record off so the next append is not hidden behind
          * it; if even that fails, replay finds it torn and cuts it then. */
@@ -270,6 +270,23 @@ mk_err mk_ilog_append(mk_ilog *l, const void *payload, size_t len, mk_diag *diag
 out:
     mk_buf_free(&b);
     return err;
+}
+
+mk_err mk_ilog_append(mk_ilog *l, const void *payload, size_t len, mk_diag *diag)
+{
+    return append(l, payload, len, 1, diag);
+}
+
+mk_err mk_ilog_append_nosync(mk_ilog *l, const void *payload, size_t len, mk_diag *diag)
+{
+    return append(l, payload, len, 0, diag);
+}
+
+mk_err mk_ilog_sync(mk_ilog *l, mk_diag *diag)
+{
+    int rc = l->env->fsync(l->env, l->fd);
+    if (rc) return mk_diag_set(diag, mk_err_from_errno(-rc), "%s: fsync failed: %s", l->path, strerror(-rc));
+    return MK_OK;
 }
 
 mk_err mk_ilog_rewrite(mk_ilog *l, const mk_buf *recs, mk_diag *diag)

@@ -47,6 +47,14 @@ mk_err mk_ilog_open(mk_env *env, const char *dir, mk_ilog_log_fn log, void *log_
  * behind it; the caller must treat the record as not written. */
 mk_err mk_ilog_append(mk_ilog *l, const void *payload, size_t len, mk_diag *diag);
 
+/* The same without the fsync: the record is in the file (a killed process
+ * loses nothing) but survives a machine crash only after mk_ilog_sync. Lets
+ * one evaluation that changes thousands of incidents pay one fsync. */
+mk_err mk_ilog_append_nosync(mk_ilog *l, const void *payload, size_t len, mk_diag *diag);
+
+/* fsyncs everything appended so far. */
+mk_err mk_ilog_sync(mk_ilog *l, mk_diag *diag);
+
 /* Appends one framed record (len, type, payload, checksum) to b, for
  * building the contents of mk_ilog_rewrite. */
 mk_err mk_ilog_frame(mk_buf *b, const void *payload, size_t len);

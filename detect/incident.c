@@ -114,6 +114,12 @@ struct mk_inc_store {
     size_t n_slots;  /* power of two */
     mk_outbox_rec *outbox; /* sorted by seq */
     size_t n_outbox, cap_outbox;
+    /* Batches (mk_inc_store_batch_begin/end): appends skip their fsync and
+     * one fsync at the end covers them. Outbox records above durable_seq are
+     * not handed out yet, so nothing is notified before it is durable. */
+    unsigned batch_depth;
+    int is_unsynced;
+    uint64_t durable_seq; /* every outbox record with seq <= this is fsynced */
 };
 
 const char *mk_inc_state_name(mk_inc_state s)
@@ -791,6 +797,7 @@ mk_err mk_inc_store_open(mk_env *env, const char *dir, const mk_inc_store_opts *
         if ((err = mk_ilog_open(s->env, dir, s->logf, s->log_ctx, apply_record, &rc, &s->log, diag))) goto out;
         s->snapshot_bytes = mk_ilog_bytes(s->log);
     }
+    s->durable_seq = s->next_seq - 1; /* what was replayed is on disk */
 out:
     if (err) store_free(s);
     else *out = s;
@@ -822,7 +829,43 @@ static mk_err commit_locked(mk_inc_store *s, enc *e, mk_diag *diag)
 {
     if (e->is_oom) return mk_diag_set(diag, MK_ENOMEM, "no memory encoding an incident log record");
     if (!s->log) return MK_OK;
+    if (s->batch_depth) {
+        mk_err err = mk_ilog_append_nosync(s->log, e->b.data, e->b.len, diag);
+        if (!err) s->is_unsynced = 1;
+        return err;
+    }
     return mk_ilog_append(s->log, e->b.data, e->b.len, diag);
+}
+
+/* After a commit outside a batch, or a batch's fsync: all is durable. */
+static void mark_durable_locked(mk_inc_store *s)
+{
+    if (!s->batch_depth || !s->is_unsynced) s->durable_seq = s->next_seq - 1;
+}
+
+void mk_inc_store_batch_begin(mk_inc_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->batch_depth++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+mk_err mk_inc_store_batch_end(mk_inc_store *s, mk_diag *diag)
+{
+    mk_err err = MK_OK;
+    pthread_mutex_lock(&s->mu);
+    if (s->batch_depth && --s->batch_depth == 0 && s->is_unsynced) {
+        /* On failure the records stay unsynced and unannounced; the next
+         * batch's fsync tries again (the process still has them). */
+        if (!(err = mk_ilog_sync(s->log, diag))) {
+            s->is_unsynced = 0;
+            mark_durable_locked(s);
+        } else {
+            s->batch_depth = 0;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return err;
 }
 
 static void maybe_compact_locked(mk_inc_store *s)
@@ -1095,6 +1138,7 @@ mk_err mk_inc_step(mk_inc_store *s, const char *rule, uint64_t series_id, const 
             }
             s->next_seq++;
         }
+        mark_durable_locked(s);
         if (inc_put(s, &inc)) { err = mk_diag_set(diag, MK_ENOMEM, "no memory storing an incident"); goto out; }
         has_inc = 0; /* owned by the table now */
         if (ev == MK_EV_RESOLVED) trim_resolved(s);
@@ -1198,7 +1242,8 @@ mk_err mk_inc_outbox_pending(mk_inc_store *s, size_t max, mk_outbox_rec **out, s
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->mu);
-    size_t k = s->n_outbox;
+    size_t k = 0; /* sorted by seq: the durable ones come first */
+    while (k < s->n_outbox && s->outbox[k].seq <= s->durable_seq) k++;
     if (max && k > max) k = max;
     if (k) {
         *out = calloc(k, sizeof **out);

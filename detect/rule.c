@@ -1200,6 +1200,7 @@ mk_err mk_rule_engine_evaluate(mk_rule_engine *e, int64_t now_ms, mk_rule_eval_s
     mk_rule_eval_stats st = {0};
     mk_err first = MK_OK;
     pthread_mutex_lock(&e->mu);
+    mk_inc_store_batch_begin(e->store); /* one fsync for the whole evaluation */
     for (size_t i = 0; i < e->n_rules; i++) {
         rule_slot *slot = &e->rules[i];
         if (now_ms < slot->next_due_ms) continue;
@@ -1213,6 +1214,15 @@ mk_err mk_rule_engine_evaluate(mk_rule_engine *e, int64_t now_ms, mk_rule_eval_s
                 first = err;
                 mk_diag_set(diag, err, "rule %s: %s", slot->rule.name, d.msg);
             }
+        }
+    }
+    mk_diag d = {0};
+    mk_err err = mk_inc_store_batch_end(e->store, &d);
+    if (err) {
+        st.n_errors++;
+        if (!first) {
+            first = err;
+            mk_diag_set(diag, err, "incident log: %s", d.msg);
         }
     }
     pthread_mutex_unlock(&e->mu);

@@ -746,6 +746,72 @@ static void test_list_filter(void **state)
     close_store(s);
 }
 
+/* fsyncs of the incident log, counted by test_batch's environment. */
+static int n_fsyncs;
+static int count_fsync(mk_env *env, int fd)
+{
+    n_fsyncs++;
+    return mk_env_default()->fsync(env, fd);
+}
+
+/* A batch: 200 series fire in one evaluation. Nothing is fsynced until the
+ * end and then once; the outbox hands out no record before that fsync; a
+ * copy of the log taken without closing (a killed process) holds all 200
+ * incidents and their records. */
+static void test_batch(void **state)
+{
+    (void)state;
+    char *dir = logdir("inc-batch");
+    mk_env env = *mk_env_default();
+    env.fsync = count_fsync;
+    mk_inc_store_opts o = {0};
+    o.log = count_log;
+    mk_inc_store *s = NULL;
+    mk_diag d = {0};
+    assert_int_equal(mk_inc_store_open(&env, dir, &o, &s, &d), MK_OK);
+    mk_inc_policy p = policy(1, 1);
+    mk_inc_obs ob = {1, 0, MK_SEV_CRITICAL, 150, 100, "value above 100"};
+    mk_label labels[] = {{"service", "api"}};
+    n_fsyncs = 0;
+    mk_inc_store_batch_begin(s);
+    for (uint64_t id = 1; id <= 200; id++) {
+        mk_inc_step_result r;
+        assert_int_equal(mk_inc_step(s, "storm", id, &p, &ob, labels, 1, NULL, 0, MIN, &r, &d), MK_OK);
+        assert_int_equal(r.to, MK_INC_FIRING);
+        assert_int_equal(r.n_notified, 1);
+    }
+    assert_int_equal(n_fsyncs, 0);
+    assert_int_equal(outbox_count(s, NULL), 0); /* not durable yet: not handed out */
+    assert_int_equal(mk_inc_store_batch_end(s, &d), MK_OK);
+    assert_int_equal(n_fsyncs, 1);
+    assert_int_equal(outbox_count(s, NULL), 200);
+    /* outside a batch every change is fsynced at once again */
+    mk_inc_obs clear = {0, 1, MK_SEV_CRITICAL, 50, 100, "fine"};
+    mk_inc_step_result r;
+    assert_int_equal(mk_inc_step(s, "storm", 1, &p, &clear, labels, 1, NULL, 0, 2 * MIN, &r, &d), MK_OK);
+    assert_int_equal(r.to, MK_INC_RESOLVED);
+    assert_int_equal(n_fsyncs, 2);
+    assert_int_equal(outbox_count(s, NULL), 201);
+    char copy[4200], from[4300], to[4300];
+    snprintf(copy, sizeof copy, "%s-copy", dir);
+    mk_test_rmrf(copy);
+    assert_int_equal(mkdir(copy, 0755), 0);
+    snprintf(from, sizeof from, "%s/incidents.log", dir);
+    snprintf(to, sizeof to, "%s/incidents.log", copy);
+    copy_file(from, to, file_size(from));
+    mk_inc_store *s2 = NULL;
+    assert_int_equal(mk_inc_store_open(NULL, copy, &o, &s2, &d), MK_OK);
+    assert_int_equal(outbox_count(s2, NULL), 201);
+    size_t n_open = 0;
+    mk_inc_store_stats(s2, &n_open, NULL, NULL);
+    assert_int_equal(n_open, 199);
+    close_store(s2);
+    close_store(s);
+    mk_test_rmrf(copy);
+    mk_test_rmrf(dir);
+    free(dir);
+}
+
 /* An fsync failure: the step fails, nothing changes in memory, and the
  * next evaluation makes the transition. */
 static void test_io_error_rolls_back(void **state)
@@ -788,7 +854,7 @@ int main(void)
         cmocka_unit_test(test_restart_each_state), cmocka_unit_test(test_crash_image),
         cmocka_unit_test(test_outbox),            cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_corrupt_and_foreign), cmocka_unit_test(test_compaction),
-        cmocka_unit_test(test_list_filter),       cmocka_unit_test(test_io_error_rolls_back),
+        cmocka_unit_test(test_list_filter),       cmocka_unit_test(test_io_error_rolls_back), cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
