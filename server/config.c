@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "notify.h"
+#include "web.h"
 
 typedef struct errlist {
     char *p;
@@ -85,6 +86,7 @@ void mk_config_free(mk_config *cfg)
     free(cfg->tls_cert_file);
     free(cfg->tls_key_file);
     mk_rule_set_free(&cfg->rules);
+    mk_web_config_free(cfg->status_page);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -587,6 +589,14 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
             notify_nodes[1] = vn;
         } else if (strcmp(k, "inhibit_rules") == 0) {
             notify_nodes[2] = vn;
+        } else if (strcmp(k, "status_page") == 0) {
+            /* server/web.c's section; its "LINE:COL: ..." lines join ours */
+            char *werrs = NULL, *save = NULL;
+            mk_web_config_free(cfg->status_page);
+            if (mk_web_config_parse(&doc, vn, &cfg->status_page, &werrs) && werrs)
+                for (char *l = strtok_r(werrs, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                    err_add(&e, NULL, "%s", l);
+            free(werrs);
         } else if (strcmp(k, "tls_cert_file") == 0) {
             tls_node = kn;
             set_str(&e, vn, "tls_cert_file", &cfg->tls_cert_file);
@@ -596,7 +606,7 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
         } else {
             err_add(&e, kn, "unknown key '%s' (known: listen, data_dir, fsync, fsync_interval_ms, "
                             "api_keys, limits, query, monitors, retention, rules, channels, routes, inhibit_rules, "
-                            "tls_cert_file, tls_key_file)", k);
+                            "tls_cert_file, tls_key_file, status_page)", k);
         }
     }
     /* notify/ checks its sections, channels first (routes name them); the

@@ -80,6 +80,9 @@ typedef struct mk_config {
     /* HTTPS: PEM file paths, both set or both NULL (owned; the parser
      * rejects a file naming only one). Read by mk_server_start. */
     char *tls_cert_file, *tls_key_file;
+    /* The status_page: section, parsed by server/web.c (owned, opaque; NULL
+     * without one). */
+    struct mk_web_config *status_page;
     /* Sections other parts of Meerkat will act on; only checked to be present
      * and well-formed YAML for now. The whole text is kept (owned,
      * NUL-terminated, NULL when no file was read) for the modules that will

@@ -53,6 +53,7 @@
 #include "meerkat/query.h"
 #include "slog.h"
 #include "util.h"
+#include "web.h"
 #include "wreq.h"
 
 #define MK_INFLUX_VERSION "1.8.10-meerkat"
@@ -1390,6 +1391,10 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, mk_req *q, const char 
     case R_CHANNELS:
     case R_NOTIFICATIONS: return h_notify(c, q, method);
     default: {
+        /* status page, its assets, /api/status-page and badges (web.c; own auth: public mode) */
+        int web_rc = MHD_NO;
+        if (mk_web_handle(c, q->s->db, q->s->cfg, q->s->alerts, method, q->uri, &q->code, &web_rc))
+            return (enum MHD_Result)web_rc;
         char msg[300];
         char path[200];
         const char *qm = strchr(q->uri, '?');

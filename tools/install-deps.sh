@@ -32,7 +32,11 @@ need libjansson-dev have_header jansson.h
 need libyaml-dev have_header yaml.h
 need libcurl4-openssl-dev have_header curl/curl.h
 need libedit-dev have_header histedit.h
+need nodejs command -v node      # the web UI's build (web/: npm ci + esbuild), embedded in meerkat
+need npm command -v npm
 if (( want_test )); then
+  need chromium test -x /usr/bin/chromium        # tests/browser: the status page in headless Chromium
+  need chromium-driver command -v chromedriver
   need libcmocka-dev have_header cmocka.h
   need influxdb-client command -v influx
   need curl command -v curl        # the TLS test drives curl
