@@ -1056,10 +1056,21 @@ static enum MHD_Result h_notify(struct MHD_Connection *c, mk_req *q, const char 
     return queue_json(c, q, 200, mk_notify_log_json(n, id, arg(q, "channel"), arg(q, "status"), (size_t)limit));
 }
 
-/* Silences as the notifier asks for them. */
+/* Silences as the notifier asks for them: the API's silences, and the
+ * status page's maintenance windows for the incident's monitor (or service). */
 static int notify_silenced(void *ctx, const char *rule, const mk_label *labels, size_t n_labels, int64_t now)
 {
-    return mk_alerts_is_silenced(ctx, rule, labels, n_labels, now);
+    mk_server *s = ctx;
+    if (mk_alerts_is_silenced(s->alerts, rule, labels, n_labels, now)) return 1;
+    const mk_web_config *wc = s->cfg->status_page;
+    if (!wc) return 0;
+    int has_name = 0;
+    for (size_t i = 0; i < n_labels; i++)
+        if (!strcmp(labels[i].key, "monitor") || !strcmp(labels[i].key, "service")) {
+            has_name = 1;
+            if (mk_web_in_maintenance(wc, labels[i].value, now)) return 1;
+        }
+    return !has_name && mk_web_in_maintenance(wc, "", now); /* a window over everything */
 }
 
 static void notify_kick(void *ctx) { mk_notify_kick(ctx); }
@@ -1088,7 +1099,7 @@ static mk_err notify_start(mk_server *s, const mk_config *cfg, mk_diag *diag)
     o.log_dir = dir;
     o.n_workers = 4; /* a hanging command or slow receiver holds one until its timeout */
     o.is_silenced = notify_silenced;
-    o.silence_ctx = s->alerts;
+    o.silence_ctx = s;
     mk_err e = mk_notify_open(mk_alerts_store(s->alerts), &nc, &o, &s->notify, diag);
     mk_notify_config_free(&nc);
     free(dir);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "notify/nsrv.h"
 #include "notify/schema.h"
@@ -200,6 +201,53 @@ static void test_grouping_inhibition_silence(void **st)
     assert_int_equal(ns_stop(&x, 1), 0);
 }
 
+/* A maintenance window of the status page (status_page.maintenance) over
+ * monitor db silences db's heartbeat incident; web's, outside any window,
+ * is delivered. */
+static void test_maintenance_silences(void **st)
+{
+    (void)st;
+    nsrv x;
+    char cfg[2048];
+    time_t now = time(NULL);
+    char from[32], to[32];
+    time_t a = now - 3600, b = now + 3600;
+    strftime(from, sizeof from, "%Y-%m-%dT%H:%M:%SZ", gmtime(&a));
+    strftime(to, sizeof to, "%Y-%m-%dT%H:%M:%SZ", gmtime(&b));
+    snprintf(cfg, sizeof cfg,
+             "monitors:\n"
+             "  - {name: web, kind: kuma, token: tokweb}\n"
+             "  - {name: db, kind: kuma, token: tokdb}\n"
+             "rules:\n"
+             "  - {name: up, kind: heartbeat, measurement: heartbeat, period: 1s, grace: 1s, failures: 1, interval: 1s}\n"
+             "channels:\n"
+             "  - {name: hook, kind: webhook, url: 'http://127.0.0.1:%%A/hook'}\n"
+             "routes:\n"
+             "  - {channels: [hook], group_by: [monitor], group_wait: 0s, group_interval: 1s}\n"
+             "status_page:\n"
+             "  maintenance:\n"
+             "    - {name: DB upgrade, start: %s, end: %s, monitors: [db]}\n",
+             from, to);
+    assert_int_equal(ns_start(&x, "notify-maint", 1, cfg), 0);
+    assert_int_equal(ns_call(&x, "GET", "/api/push/tokweb?status=up&msg=OK", NULL, NULL), 200);
+    assert_int_equal(ns_call(&x, "GET", "/api/push/tokdb?status=up&msg=OK", NULL, NULL), 200);
+    /* both go DOWN; only web is sent, db is logged as silenced */
+    NEED(ns_wait_recv(&x, 0, NULL, 1, 15000) == 0, &x, "no heartbeat notification");
+    json_t *e = ns_wait_log(&x, "-", "silenced", 10000);
+    NEED(e != NULL, &x, "no silenced entry for the monitor in maintenance");
+    json_decref(e);
+    srv_sleep_ms(1500);
+    size_t n = recv_count(&x.r[0], NULL);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = body_json(&x, 0, NULL, i);
+        const char *m = jstr(json_object_get(o, "commonLabels"), "monitor");
+        assert_non_null(m);
+        assert_string_equal(m, "web");
+        json_decref(o);
+    }
+    assert_int_equal(ns_stop(&x, 1), 0);
+}
+
 static void test_retry_fallback_escalation(void **st)
 {
     (void)st;
@@ -359,6 +407,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes_and_resolve),
         cmocka_unit_test(test_grouping_inhibition_silence),
+        cmocka_unit_test(test_maintenance_silences),
         cmocka_unit_test(test_retry_fallback_escalation),
         cmocka_unit_test(test_command_timeout_no_shell),
         cmocka_unit_test(test_cli_notify_test),
