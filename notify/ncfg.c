@@ -572,6 +572,10 @@ static void parse_tiers(ctx *x, const yaml_node_t *v, mk_notify_route *r)
         return;
     }
     size_t total = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    /* a repeated escalate: key replaces the earlier list (found by fuzz_notify_config) */
+    for (size_t i = 0; i < r->n_tiers; i++) free(r->tiers[i].channels);
+    free(r->tiers);
+    r->n_tiers = 0;
     r->tiers = calloc(total ? total : 1, sizeof *r->tiers);
     if (!r->tiers) return;
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
