@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zstd.h>
 
 #include "format.h"
@@ -375,6 +376,7 @@ struct mk_block_writer {
     uint64_t *repl;   /* sorted, unique */
     size_t n_repl;
     int64_t min_ts, max_ts;
+    uint16_t flags;   /* header flags (MK_BLOCK_FLAG_*) */
     mk_err err;       /* sticky: after an I/O error every call fails with it */
     mk_diag err_diag;
 };
@@ -422,7 +424,17 @@ static void w_discard(mk_block_writer *w)
 mk_err mk_block_writer_open(mk_env *env, const char *blocks_dir, uint64_t seq,
                             mk_block_writer **out, mk_diag *diag)
 {
+    return mk_block_writer_open_flags(env, blocks_dir, seq, 0, out, diag);
+}
+
+mk_err mk_block_writer_open_flags(mk_env *env, const char *blocks_dir, uint64_t seq, uint16_t flags,
+                                  mk_block_writer **out, mk_diag *diag)
+{
     mk_err rc = MK_OK;
+    if (flags & ~(uint16_t)MK_BLOCK_FLAG_ROLLUP) {
+        *out = NULL;
+        return mk_diag_set(diag, MK_EINVAL, "mk_block_writer_open: unknown flags %#x", flags);
+    }
     mk_block_writer *w = NULL;
     if (!out || !blocks_dir) return mk_diag_set(diag, MK_EINVAL, "mk_block_writer_open: NULL argument");
     *out = NULL;
@@ -431,6 +443,7 @@ mk_err mk_block_writer_open(mk_env *env, const char *blocks_dir, uint64_t seq,
     w->env = env ? env : mk_env_default();
     w->fd = -1;
     w->seq = seq;
+    w->flags = flags;
     w->min_ts = INT64_MAX;
     w->max_ts = INT64_MIN;
     w->dir = strdup(blocks_dir);
@@ -452,7 +465,7 @@ mk_err mk_block_writer_open(mk_env *env, const char *blocks_dir, uint64_t seq,
     uint8_t hdr[HDR_BYTES];
     mk_put_u32(hdr, MK_BLOCK_MAGIC);
     mk_put_u16(hdr + 4, MK_BLOCK_VERSION);
-    mk_put_u16(hdr + 6, 0);
+    mk_put_u16(hdr + 6, flags);
     mk_put_u64(hdr + 8, seq);
     if (mk_buf_append(&w->buf, hdr, sizeof hdr)) {
         rc = mk_diag_set(diag, MK_ENOMEM, "no memory for a block writer");
@@ -627,7 +640,7 @@ mk_err mk_block_writer_finish(mk_block_writer *w, mk_diag *diag)
     mk_put_u64(ft + FTR_MAX_TS, (uint64_t)w->max_ts);
     mk_put_u64(ft + FTR_SEQ, w->seq);
     mk_put_u16(ft + FTR_VERSION, MK_BLOCK_VERSION);
-    mk_put_u16(ft + FTR_FLAGS, 0);
+    mk_put_u16(ft + FTR_FLAGS, w->flags);
     ft[FTR_CODEC] = codec;
     mk_put_u64(ft + FTR_CHECKSUM, mk_hash64(ix, zlen + FTR_CHECKSUM));
     mk_put_u32(ft + FTR_MAGIC, MK_BLOCK_MAGIC);
@@ -655,7 +668,15 @@ mk_err mk_block_writer_finish(mk_block_writer *w, mk_diag *diag)
         goto out;
     }
     w->has_tmp = 0;
-    if ((e = mk_env_fsync_dir(w->env, w->dir))) {
+    int is_self = w->n_repl && bsearch(&w->seq, w->repl, w->n_repl, sizeof w->seq, cmp_u64);
+    if ((e = mk_env_fsync_dir(w->env, w->dir)) && is_self) {
+        /* Renamed over the block of its own seq (a merge): removing it now
+         * would lose both. Either name survives a crash whole (the old
+         * inode is untouched until the rename is durable), so this is a
+         * success whose durability comes with the next directory fsync. */
+        e = 0;
+    }
+    if (e) {
         /* The file is complete and fsynced but its name may not survive a
          * crash. We promise "error => no block", so remove it again: after a
          * crash it may reappear, which is harmless (a valid block holding
@@ -700,6 +721,7 @@ struct mk_block {
     size_t n_series;
     uint64_t *repl;
     size_t n_repl;
+    uint16_t flags;
 };
 
 /* Where problems go: open stops at the first, verify reports them all. */
@@ -1019,11 +1041,12 @@ static mk_err block_load(mk_env *env, const char *path, checker *ck, mk_block **
                      mk_get_u16(ft + FTR_FLAGS), mk_get_u64(ft + FTR_SEQ));
         goto out;
     }
-    if (mk_get_u16(m + 6) != 0 || ft[FTR_CODEC] > IDX_CODEC_ZSTD || ft[FTR_CODEC + 1] || ft[FTR_CODEC + 2] || ft[FTR_CODEC + 3]) {
+    if ((mk_get_u16(m + 6) & ~(uint16_t)MK_BLOCK_FLAG_ROLLUP) || ft[FTR_CODEC] > IDX_CODEC_ZSTD || ft[FTR_CODEC + 1] || ft[FTR_CODEC + 2] || ft[FTR_CODEC + 3]) {
         rc = PROBLEM(ck, MK_ECORRUPT, ft_off + FTR_FLAGS, "unknown flags, index codec or reserved bytes");
         goto out;
     }
     b->seq = mk_get_u64(m + 8);
+    b->flags = mk_get_u16(m + 6);
     b->data_end = ix_off;
     b->min_ts = u2i(mk_get_u64(ft + FTR_MIN_TS));
     b->max_ts = u2i(mk_get_u64(ft + FTR_MAX_TS));
@@ -1075,6 +1098,15 @@ mk_err mk_block_open(mk_env *env, const char *path, mk_block **out, mk_diag *dia
 void mk_block_close(mk_block *b) { block_free(b); }
 
 uint64_t mk_block_seq(const mk_block *b) { return b->seq; }
+
+void mk_block_drop_pages(const mk_block *b)
+{
+    /* Only for the OS env's mappings: read-only MAP_SHARED file pages,
+     * which come back from the page cache on the next access. Another
+     * env's mapping could be anonymous memory, which this would zero. */
+    if (b && b->map && b->env->mmap == mk_env_default()->mmap) madvise((void *)b->map, b->map_len, MADV_DONTNEED);
+}
+uint16_t mk_block_flags(const mk_block *b) { return b->flags; }
 int64_t mk_block_min_ts(const mk_block *b) { return b->min_ts; }
 int64_t mk_block_max_ts(const mk_block *b) { return b->max_ts; }
 uint64_t mk_block_file_bytes(const mk_block *b) { return b->map_len; }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "env.h"
+#include "format.h"
 #include "meerkat/db.h"
 
 typedef struct mk_block_writer mk_block_writer;
@@ -29,6 +30,12 @@ typedef struct mk_block_writer mk_block_writer;
 /* Starts blocks_dir/<seq>.mkb.tmp. */
 mk_err mk_block_writer_open(mk_env *env, const char *blocks_dir, uint64_t seq,
                             mk_block_writer **out, mk_diag *diag);
+
+/* MK_BLOCK_FLAG_ROLLUP (format.h): a rollup block. */
+
+/* As mk_block_writer_open, with header flags (MK_BLOCK_FLAG_*). */
+mk_err mk_block_writer_open_flags(mk_env *env, const char *blocks_dir, uint64_t seq, uint16_t flags,
+                                  mk_block_writer **out, mk_diag *diag);
 
 /* Adds one chunk. Series ids must come in ascending order; chunks of one
  * series in ascending, non-overlapping time order. */
@@ -64,6 +71,12 @@ mk_err mk_block_open(mk_env *env, const char *path, mk_block **out, mk_diag *dia
 void mk_block_close(mk_block *b); /* accepts NULL */
 
 uint64_t mk_block_seq(const mk_block *b);
+uint16_t mk_block_flags(const mk_block *b);
+
+/* Lets the OS take back the block's mapped pages now (they are read back
+ * on the next access): keeps a process that reads a long history once
+ * (rollup building) from holding all of it resident. A hint; any thread. */
+void mk_block_drop_pages(const mk_block *b);
 int64_t mk_block_min_ts(const mk_block *b);
 int64_t mk_block_max_ts(const mk_block *b);
 uint64_t mk_block_file_bytes(const mk_block *b);

@@ -77,7 +77,7 @@ static int64_t window_of(const mk_db *db, int64_t ts)
 
 /* ---- block sets -------------------------------------------------------- */
 
-static void blockref_unref(mk_blockref *r)
+void mk_blockref_unref(mk_blockref *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) != 1) return;
     if (r->is_doomed) unlink(mk_block_path(r->b));
@@ -88,7 +88,7 @@ static void blockref_unref(mk_blockref *r)
 void mk_blockset_unref(mk_blockset *bs)
 {
     if (!bs || atomic_fetch_sub(&bs->refs, 1) != 1) return;
-    for (size_t i = 0; i < bs->n; i++) blockref_unref(bs->v[i]);
+    for (size_t i = 0; i < bs->n; i++) mk_blockref_unref(bs->v[i]);
     free(bs);
 }
 
@@ -116,13 +116,50 @@ static mk_err blockset_with(const mk_blockset *old, mk_blockref **add, size_t n_
     return MK_OK;
 }
 
-static mk_blockref *blockref_new(mk_block *b)
+mk_blockref *mk_blockref_new(mk_block *b)
 {
     mk_blockref *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     atomic_init(&r->refs, 1);
     r->b = b;
     return r;
+}
+
+mk_err mk_db_swap_blocks(mk_db *db, const uint64_t *drop, size_t n_drop, mk_blockref *add)
+{
+    return mk_db_swap_set(&db->blocks, drop, n_drop, add);
+}
+
+mk_err mk_db_swap_set(mk_blockset **set, const uint64_t *drop, size_t n_drop, mk_blockref *add)
+{
+    const mk_blockset *old = *set;
+    mk_blockset *bs = malloc(sizeof *bs + (old->n + 1) * sizeof bs->v[0]);
+    if (!bs) return MK_ENOMEM;
+    atomic_init(&bs->refs, 1);
+    bs->n = 0;
+    for (size_t i = 0; i < old->n; i++) {
+        uint64_t seq = mk_block_seq(old->v[i]->b);
+        int is_dropped = 0;
+        for (size_t k = 0; k < n_drop && !is_dropped; k++) is_dropped = drop[k] == seq;
+        if (is_dropped) {
+            /* the old set still holds it; its file goes with the last
+             * reader, unless the new block took over its name (a merge
+             * keeps the highest seq of its group) */
+            if (!add || mk_block_seq(add->b) != seq) old->v[i]->is_doomed = 1;
+            continue;
+        }
+        atomic_fetch_add(&old->v[i]->refs, 1);
+        bs->v[bs->n++] = old->v[i];
+    }
+    if (add) {
+        size_t j = bs->n++;
+        uint64_t seq = mk_block_seq(add->b);
+        while (j > 0 && mk_block_seq(bs->v[j - 1]->b) > seq) { bs->v[j] = bs->v[j - 1]; j--; }
+        bs->v[j] = add;
+    }
+    mk_blockset_unref(*set);
+    *set = bs;
+    return MK_OK;
 }
 
 /* ---- head -------------------------------------------------------------- */
@@ -584,7 +621,7 @@ static int cmp_id_ord(const void *a, const void *b, void *ix)
     return x < y ? -1 : x > y;
 }
 
-static void block_file_path(const mk_db *db, uint64_t seq, char *buf, size_t cap)
+void mk_db_block_path(const mk_db *db, uint64_t seq, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/%016" PRIx64 ".mkb", db->blocks_dir, seq);
 }
@@ -660,10 +697,10 @@ static void seal_one(seal_job *j, seal_block *b, mk_codec *codec, int64_t *tsb, 
     }
     if (w && !(rc = mk_block_writer_finish(w, &b->diag))) {
         char path[4096];
-        block_file_path(db, b->seq, path, sizeof path);
+        mk_db_block_path(db, b->seq, path, sizeof path);
         mk_block *blk = NULL;
         rc = mk_block_open(db->env, path, &blk, &b->diag);
-        if (!rc && !(b->made = blockref_new(blk))) {
+        if (!rc && !(b->made = mk_blockref_new(blk))) {
             mk_block_close(blk);
             rc = mk_diag_set(&b->diag, MK_ENOMEM, "no memory");
         }
@@ -866,7 +903,7 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
             if (diag) *diag = blocks[i].diag;
         }
         if (blocks[i].made && made) made[n_made++] = blocks[i].made;
-        else if (blocks[i].made) { blocks[i].made->is_doomed = 1; blockref_unref(blocks[i].made); }
+        else if (blocks[i].made) { blocks[i].made->is_doomed = 1; mk_blockref_unref(blocks[i].made); }
     }
     if (rc) goto out;
 
@@ -875,6 +912,10 @@ publish:;
     mk_blockset *nbs = NULL;
     rc = blockset_with(db->blocks, made, n_made, &nbs);
     if (rc) { mk_diag_set(diag, rc, "no memory to publish sealed blocks"); goto out; }
+    if (n_made) { /* new blocks may complete a compaction window */
+        db->is_compact_kicked = 1;
+        pthread_cond_signal(&db->compact_cv);
+    }
     n_made = 0; /* owned by the set now */
     mk_blockset_unref(db->blocks);
     db->blocks = nbs;
@@ -921,7 +962,7 @@ wal:
 out:
     for (size_t i = 0; i < n_made; i++) {
         made[i]->is_doomed = 1;
-        blockref_unref(made[i]);
+        mk_blockref_unref(made[i]);
     }
     free(made);
     free(blocks);
@@ -1604,10 +1645,10 @@ static int cmp_u64(const void *a, const void *b)
 /* Opens every block in blocks/, drops leftovers of interrupted writes and
  * blocks that a later block replaces. A damaged block is reported and left
  * out, never deleted, so `meerkat verify` can still name the damage. */
-static mk_err open_blocks(mk_db *db, mk_diag *diag)
+mk_err mk_db_open_block_dir(mk_db *db, const char *dir, uint16_t flags, mk_blockset **out, mk_diag *diag)
 {
-    DIR *d = opendir(db->blocks_dir);
-    if (!d) return mk_diag_set(diag, mk_err_from_errno(errno), "%s: cannot list: %s", db->blocks_dir, strerror(errno));
+    DIR *d = opendir(dir);
+    if (!d) return mk_diag_set(diag, mk_err_from_errno(errno), "%s: cannot list: %s", dir, strerror(errno));
     mk_blockref **refs = NULL;
     size_t n = 0, cap = 0;
     mk_err rc = MK_OK;
@@ -1616,7 +1657,7 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len > 8 && strcmp(e->d_name + len - 8, ".mkb.tmp") == 0) {
-            snprintf(path, sizeof path, "%s/%s", db->blocks_dir, e->d_name);
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             if (!db->opts.is_read_only) {
                 mk_db_log(db, MK_LOG_INFO, "%s: removing an unfinished block left by an interrupted write", path);
                 unlink(path);
@@ -1624,7 +1665,7 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
             continue;
         }
         if (len != 20 || strcmp(e->d_name + 16, ".mkb") != 0) continue;
-        snprintf(path, sizeof path, "%s/%s", db->blocks_dir, e->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         mk_block *b = NULL;
         mk_diag d2 = {0};
         mk_err r = mk_block_open(db->env, path, &b, &d2);
@@ -1636,13 +1677,21 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
             mk_db_log(db, MK_LOG_ERROR, "%s; block left out (run `meerkat verify`)", d2.msg);
             continue;
         }
+        if (mk_block_flags(b) != flags) {
+            /* a rollup block among raw ones (or the reverse) would be read
+             * as the wrong kind of data */
+            mk_db_log(db, MK_LOG_ERROR, "%s: block flags %#x do not belong in %s; block left out", path,
+                      mk_block_flags(b), dir);
+            mk_block_close(b);
+            continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             mk_blockref **p = realloc(refs, cap * sizeof *p);
             if (!p) { mk_block_close(b); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); break; }
             refs = p;
         }
-        refs[n] = blockref_new(b);
+        refs[n] = mk_blockref_new(b);
         if (!refs[n]) { mk_block_close(b); rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); break; }
         n++;
     }
@@ -1658,16 +1707,20 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
             uint64_t *p = realloc(rep, (n_rep + k) * sizeof *p);
             if (!p) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory"); break; }
             rep = p;
-            memcpy(rep + n_rep, r, k * sizeof *r);
-            n_rep += k;
+            /* a merged block lists its own seq (it took over that file) */
+            uint64_t self = mk_block_seq(refs[i]->b);
+            for (size_t j = 0; j < k; j++)
+                if (r[j] != self) rep[n_rep++] = r[j];
         }
         if (n_rep) qsort(rep, n_rep, sizeof *rep, cmp_u64);
+        /* never reuse a seq some block still lists as replaced */
+        if (n_rep && rep[n_rep - 1] >= db->next_block_seq) db->next_block_seq = rep[n_rep - 1] + 1;
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
             uint64_t s = mk_block_seq(refs[i]->b);
             if (n_rep && bsearch(&s, rep, n_rep, sizeof *rep, cmp_u64)) {
                 refs[i]->is_doomed = !db->opts.is_read_only;
-                blockref_unref(refs[i]);
+                mk_blockref_unref(refs[i]);
                 continue;
             }
             refs[m++] = refs[i];
@@ -1676,11 +1729,11 @@ static mk_err open_blocks(mk_db *db, mk_diag *diag)
         free(rep);
     }
     if (!rc) {
-        rc = blockset_with(NULL, refs, n, &db->blocks);
+        rc = blockset_with(NULL, refs, n, out);
         if (rc) mk_diag_set(diag, rc, "no memory");
         else n = 0;
     }
-    for (size_t i = 0; i < n; i++) blockref_unref(refs[i]);
+    for (size_t i = 0; i < n; i++) mk_blockref_unref(refs[i]);
     free(refs);
     return rc;
 }
@@ -1781,6 +1834,8 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
     db->max_ts_ms = INT64_MIN;
     db->next_block_seq = 1;
     pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->compact_mu, NULL);
+    pthread_cond_init(&db->compact_cv, NULL);
     db->dir = strdup(dir);
     db->blocks_dir = path_join(dir, "blocks");
     db->wal_dir = path_join(dir, "wal");
@@ -1811,7 +1866,8 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
     db->n_index_saved = mk_index_count(db->index);
     if ((rc = ensure_series_cap(db, mk_index_count(db->index)))) { mk_diag_set(diag, rc, "no memory"); goto fail; }
     if (access(db->blocks_dir, F_OK) == 0) {
-        if ((rc = open_blocks(db, diag))) goto fail;
+        if ((rc = mk_db_open_block_dir(db, db->blocks_dir, 0, &db->blocks, diag))) goto fail;
+        if ((rc = mk_rollup_open(db, diag))) goto fail;
     } else if ((rc = blockset_with(NULL, NULL, 0, &db->blocks))) {
         mk_diag_set(diag, rc, "no memory");
         goto fail;
@@ -1876,6 +1932,7 @@ mk_err mk_db_open(const char *dir, const mk_options *opts, mk_db **out, mk_diag 
             if (!rc) rc = drop_wal_segments(db, diag);
         }
         if (rc) goto fail;
+        if (!db->opts.is_compaction_off && (rc = mk_compact_start(db, diag))) goto fail;
     }
     *out = db;
     return MK_OK;
@@ -1899,6 +1956,7 @@ mk_err mk_db_close(mk_db *db, mk_diag *diag)
 {
     if (!db) return MK_OK;
     mk_err rc = MK_OK;
+    mk_compact_stop(db);
     if (!db->opts.is_read_only && db->index) {
         if (!db->opts.has_wal) {
             rc = seal_head(db, 0, 1, diag);
@@ -1933,12 +1991,15 @@ mk_err mk_db_close(mk_db *db, mk_diag *diag)
     free(db->head_dir);
     free(db->series);
     mk_blockset_unref(db->blocks);
+    mk_rollup_close(db);
     mk_index_free(db->index);
     mk_buf_free(&db->walbuf);
     mk_buf_free(&db->keybuf);
     free(db->walsegs);
     if (db->lock_fd >= 0) close(db->lock_fd);
     pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->compact_mu);
+    pthread_cond_destroy(&db->compact_cv);
     free(db->dir);
     free(db->blocks_dir);
     free(db->wal_dir);

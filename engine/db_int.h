@@ -129,11 +129,67 @@ struct mk_db {
     int64_t seal_retry_at_ms; /* after a failed seal, wait before the next try */
     int64_t next_seal_ms;     /* windows closing before this wait (see maybe_seal) */
     int is_failed;   /* a WAL or seal failure made memory and disk disagree */
+
+    /* Compaction and retention (compact.c, retention.c). compact_mu
+     * serialises whole runs (the thread, mk_db_compact, mk_db_retention),
+     * so a run's snapshot stays valid: sealing only adds blocks, and only
+     * these runs remove any. Lock order: compact_mu before mu. */
+    pthread_mutex_t compact_mu;
+    pthread_cond_t compact_cv; /* with mu: wakes the thread (seal, close) */
+    pthread_t compact_th;
+    int has_compact_th;
+    int is_compact_stopping;   /* under mu */
+    int is_compact_kicked;     /* under mu: a seal added blocks */
+
+    /* Rollup tiers (rollup.c): steps ascending; each set guarded by mu. */
+    struct mk_tier {
+        int64_t step_ms;
+        char *dir;           /* DIR/rollup/<step_ms> */
+        char name[24];       /* "5m", "1h", ... */
+        mk_blockset *bs;
+    } tiers[MK_MAX_ROLLUP_TIERS];
+    size_t n_tiers;
+    int64_t rollup_window_ms; /* every rollup block covers one such window */
 };
 
 void mk_db_log(mk_db *db, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void mk_blockset_unref(mk_blockset *bs);
+
+/* A reference to an open block (refs = 1); NULL without memory. Takes b. */
+mk_blockref *mk_blockref_new(mk_block *b);
+void mk_blockref_unref(mk_blockref *r);
+
+/* Replaces db->blocks (caller holds mu): the new set is the old one minus
+ * the blocks whose seq is in drop[0..n_drop) (they are doomed: their file is
+ * unlinked when the last reader lets go) plus add (may be NULL; the set
+ * takes the reference). On MK_ENOMEM nothing changed. */
+mk_err mk_db_swap_blocks(mk_db *db, const uint64_t *drop, size_t n_drop, mk_blockref *add);
+/* The same on any set (a rollup tier's); caller holds mu. */
+mk_err mk_db_swap_set(mk_blockset **set, const uint64_t *drop, size_t n_drop, mk_blockref *add);
+
+/* blocks_dir/<seq>.mkb into buf. */
+void mk_db_block_path(const mk_db *db, uint64_t seq, char *buf, size_t cap);
+
+/* compact.c: the background thread (started by mk_db_open for writable
+ * dbs unless opts.is_compaction_off; stopped first thing by close). */
+mk_err mk_compact_start(mk_db *db, mk_diag *diag);
+void mk_compact_stop(mk_db *db);
+
+/* Opens every block of dir with header flags `flags` into *out (open
+ * leftovers and replaced blocks removed, as for blocks/). */
+mk_err mk_db_open_block_dir(mk_db *db, const char *dir, uint16_t flags, mk_blockset **out, mk_diag *diag);
+
+/* rollup.c: tiers opened at mk_db_open (after the raw blocks), freed at
+ * close; mk_rollup_run (compact_mu held) builds what is missing or stale,
+ * only windows ending by sealed_until_ms unless forced. */
+mk_err mk_rollup_open(mk_db *db, mk_diag *diag);
+void mk_rollup_close(mk_db *db);
+mk_err mk_rollup_run(mk_db *db, int is_forced, mk_diag *diag);
+
+/* retention.c, with compact_mu held. */
+mk_err mk_retention_run(mk_db *db, int is_dry_run, void (*cb)(void *ctx, const mk_retention_drop *d),
+                        void *ctx, uint64_t *n_dropped, mk_diag *diag);
 
 /* Copies the head samples of series ord with from <= ts < to into *out
  * (sorted, one per timestamp, newest write wins). Caller holds mu. */

@@ -20,6 +20,11 @@
 /* "MKBK": a block file, blocks/<16 hex digits>.mkb */
 #define MK_BLOCK_MAGIC 0x4b424b4du
 #define MK_BLOCK_VERSION 1
+/* Block header flag bit 0: a rollup block (FORMAT.md, "Rollup blocks"):
+ * each chunk is a run of buckets of one series, its payload a rollup
+ * payload (rollup.h), its summary the buckets' totals. Blocks without it
+ * hold samples. Other bits must be 0. */
+#define MK_BLOCK_FLAG_ROLLUP 0x1
 
 /* "MKIX": the persisted series index, index.mki */
 #define MK_INDEX_MAGIC 0x58494b4du

@@ -1314,6 +1314,7 @@ typedef struct fast_run {
     const slot *s;
     int64_t shift;
     int use_sum;
+    int64_t roll_step;  /* > 0: whole tier buckets of this width come from a rollup tier */
     int is_prune;       /* max()/min() over several buckets: put off spanning chunks */
     int64_t from_ms, to_ms;
     int64_t *bend_ms; /* [nb]: first stored ms past each bucket, shift applied */
@@ -1430,7 +1431,41 @@ static void fold(const plan *p, agg *base, const int64_t *bend_ms, int need_t, i
 typedef struct witers {
     mk_sum_iter *si;
     mk_iter *it;
+    mk_bucket_iter *bi;
 } witers;
+
+/*
+ * The rollup tier width slot function fn may be read from: the widest tier
+ * whose width divides the GROUP BY interval and offset (so every tier
+ * bucket lies inside one query bucket), for functions a bucket's count,
+ * sum, min and max answer without the points' times; 0 = raw samples.
+ * *why says which (for EXPLAIN).
+ */
+static int64_t rollup_step(const mk_xctx *c, const plan *p, int fn, const char **why)
+{
+    *why = "raw (the only tier that can answer: ";
+    if (c->tier_mode == MK_QUERY_TIER_RAW) { *why = "raw (the only tier: raw forced)"; return 0; }
+    if (!(fn == F_COUNT || fn == F_SUM || fn == F_MEAN || fn == F_MIN || fn == F_MAX || fn == F_SPREAD) ||
+        p->is_selector_time) {
+        *why = "raw (the only tier that can answer this function)";
+        return 0;
+    }
+    if (!p->has_iv || p->tz || p->iv % 1000000 || p->off % 1000000) {
+        *why = "raw (the only tier that can answer: no GROUP BY time in whole ms, or a time zone)";
+        return 0;
+    }
+    int64_t steps[MK_MAX_ROLLUP_TIERS];
+    size_t n = mk_db_rollup_steps(c->db, steps, MK_MAX_ROLLUP_TIERS);
+    int64_t iv = p->iv / 1000000, off = p->off / 1000000;
+    for (size_t i = n; i-- > 0;) {
+        if (iv % steps[i] == 0 && (off % steps[i] + steps[i]) % steps[i] == 0) {
+            *why = "rollup";
+            return steps[i];
+        }
+    }
+    *why = "raw (the only tier that can answer: no rollup tier width divides the interval)";
+    return 0;
+}
 
 static void add_stats(mk_read_stats *to, const mk_read_stats *a, const mk_read_stats *b)
 {
@@ -1452,15 +1487,77 @@ static int pend_push(part *pt, const pend *q)
     return 0;
 }
 
+/* The tier buckets of [from_ms, to_ms) (whole tier buckets) into base. */
+static void fast_rollup(fast_run *r, part *pt, witers *w, uint64_t id, agg *base, int64_t from_ms, int64_t to_ms)
+{
+    const plan *p = r->p;
+    mk_diag d = {0};
+    mk_read_stats before, after;
+    if (w->bi) pt->rc = mk_bucket_iter_reset(w->bi, r->c->db, id, r->roll_step, from_ms, to_ms, &d);
+    else pt->rc = mk_db_iter_buckets(r->c->db, id, r->roll_step, from_ms, to_ms, &w->bi, &d);
+    if (pt->rc) goto fail;
+    int need = slot_needs(r->s->fn);
+    mk_bucket_iter_fields(w->bi, MK_BUCKET_COUNT | (need & NEED_SUM ? MK_BUCKET_SUM : 0) | (need & NEED_MIN ? MK_BUCKET_MIN : 0) |
+                                     (need & NEED_MAX ? MK_BUCKET_MAX : 0));
+    mk_bucket_iter_stats(w->bi, &before);
+    size_t b = 0;
+    for (;;) {
+        const mk_bucket *k;
+        size_t n;
+        if ((pt->rc = mk_bucket_iter_next(w->bi, &k, &n, &d))) break;
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            if (!k[i].count) continue;
+            while (b + 1 < p->nb && k[i].start_ms >= r->bend_ms[b]) b++;
+            agg x = {0};
+            x.n = k[i].count;
+            x.sum = k[i].sum;
+            x.min = k[i].min; x.tmin = ms_ns(k[i].start_ms);
+            x.max = k[i].max; x.tmax = ms_ns(k[i].start_ms);
+            x.first = k[i].first; x.tfirst = ms_ns(k[i].start_ms);
+            x.last = k[i].last; x.tlast = ms_ns(k[i].start_ms + r->roll_step - 1);
+            agg_merge(&base[b], &x);
+        }
+    }
+    mk_bucket_iter_stats(w->bi, &after);
+    pt->rd.n_chunks_summary += after.n_chunks_summary - before.n_chunks_summary;
+    add_stats(&pt->rd, &after, &before);
+fail:
+    if (pt->rc) snprintf(pt->err, sizeof pt->err, "%s", d.msg[0] ? d.msg : mk_strerror(pt->rc));
+}
+
+static void fast_range(fast_run *r, part *pt, witers *w, uint64_t id, agg *base, uint32_t group, int64_t from_ms,
+                       int64_t to_ms);
+
 static void fast_series(fast_run *r, part *pt, witers *w, uint64_t id, agg *base, uint32_t group)
+{
+    if (r->roll_step > 0) {
+        /* whole tier buckets from the tier, partial ones at the edges raw */
+        int64_t st = r->roll_step;
+        int64_t a = r->from_ms > INT64_MIN + st ? -mk_floordiv(-r->from_ms, st) * st : r->from_ms;
+        int64_t z = r->to_ms < INT64_MAX ? mk_floordiv(r->to_ms, st) * st : r->to_ms;
+        if (r->from_ms <= INT64_MIN / 2 || r->to_ms == INT64_MAX || a >= z) {
+            fast_range(r, pt, w, id, base, group, r->from_ms, r->to_ms);
+            return;
+        }
+        if (r->from_ms < a) fast_range(r, pt, w, id, base, group, r->from_ms, a);
+        if (!pt->rc) fast_rollup(r, pt, w, id, base, a, z);
+        if (!pt->rc && z < r->to_ms) fast_range(r, pt, w, id, base, group, z, r->to_ms);
+        return;
+    }
+    fast_range(r, pt, w, id, base, group, r->from_ms, r->to_ms);
+}
+
+static void fast_range(fast_run *r, part *pt, witers *w, uint64_t id, agg *base, uint32_t group, int64_t from_ms,
+                       int64_t to_ms)
 {
     const plan *p = r->p;
     mk_diag d = {0};
     int need_t = p->is_selector_time;
     mk_read_stats before, after;
     if (r->use_sum) {
-        if (w->si) pt->rc = mk_sum_iter_reset(w->si, r->c->db, id, r->from_ms, r->to_ms, &d);
-        else pt->rc = mk_db_iter_summaries(r->c->db, id, r->from_ms, r->to_ms, &w->si, &d);
+        if (w->si) pt->rc = mk_sum_iter_reset(w->si, r->c->db, id, from_ms, to_ms, &d);
+        else pt->rc = mk_db_iter_summaries(r->c->db, id, from_ms, to_ms, &w->si, &d);
         if (pt->rc) goto fail;
         mk_sum_iter_stats(w->si, &before);
         for (;;) {
@@ -1500,8 +1597,8 @@ static void fast_series(fast_run *r, part *pt, witers *w, uint64_t id, agg *base
         }
         mk_sum_iter_stats(w->si, &after);
     } else {
-        if (w->it) pt->rc = mk_iter_reset(w->it, r->c->db, id, r->from_ms, r->to_ms, &d);
-        else pt->rc = mk_db_iter(r->c->db, id, r->from_ms, r->to_ms, &w->it, &d);
+        if (w->it) pt->rc = mk_iter_reset(w->it, r->c->db, id, from_ms, to_ms, &d);
+        else pt->rc = mk_db_iter(r->c->db, id, from_ms, to_ms, &w->it, &d);
         if (pt->rc) goto fail;
         mk_iter_stats(w->it, &before);
         for (;;) {
@@ -1522,7 +1619,7 @@ fail:
 static void *fast_worker(void *arg)
 {
     fast_run *r = arg;
-    witers w = {NULL, NULL};
+    witers w = {NULL, NULL, NULL};
     for (;;) {
         size_t k = atomic_fetch_add(&r->next, 1);
         if (k >= r->n_parts || atomic_load(&r->is_stop)) break;
@@ -1542,6 +1639,7 @@ static void *fast_worker(void *arg)
     }
     mk_sum_iter_free(w.si);
     mk_iter_free(w.it);
+    mk_bucket_iter_free(w.bi);
     return NULL;
 }
 
@@ -1702,7 +1800,11 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
     r.shift = shift;
     /* a lone min()/max() needs its point's time, which summaries do not keep */
     r.use_sum = !c->no_summaries && !(p->is_selector_time && (s->fn == F_MIN || s->fn == F_MAX));
-    r.is_prune = r.use_sum && !p->is_selector_time && p->nb > 1 && (s->fn == F_MIN || s->fn == F_MAX);
+    const char *why;
+    r.roll_step = rollup_step(c, p, s->fn, &why);
+    /* (put-off chunks are re-read by their time span, which the tier part
+     * of a split range must not be: no pruning with a tier) */
+    r.is_prune = r.use_sum && !r.roll_step && !p->is_selector_time && p->nb > 1 && (s->fn == F_MIN || s->fn == F_MAX);
     int64_t lo = sat_sub(p->lo, shift), hi = p->hi >= MK_X_MAX_TIME_NS ? p->hi : sat_sub(p->hi, shift);
     if (p->lo <= MK_X_MIN_TIME_NS) lo = p->lo;
     r.from_ms = ms_ceil(lo);
@@ -1719,13 +1821,22 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
     part parts[N_PARTS];
     memset(parts, 0, sizeof parts);
     mk_err rc = MK_OK;
+    /* One part and one slot: the part's states have st's layout, so the
+     * part folds straight into st when st is still empty there (merging
+     * into an empty state copies it: the same bits), sparing a large
+     * zeroed allocation and a merge pass per query. */
+    int is_direct = n_parts == 1 && p->n_slots == 1;
+    if (is_direct) {
+        size_t g0 = p->ts[0].group, n = (size_t)(p->ts[n_ts - 1].group - g0 + 1) * p->nb;
+        for (size_t i = 0; i < n && is_direct; i++) is_direct = st[g0 * p->nb + i].n == 0;
+    }
     for (size_t k = 0; k < n_parts; k++) {
         parts[k].t0 = n_ts * k / n_parts;
         parts[k].t1 = n_ts * (k + 1) / n_parts;
         parts[k].g0 = p->ts[parts[k].t0].group;
         parts[k].g1 = p->ts[parts[k].t1 - 1].group;
         size_t n = (size_t)(parts[k].g1 - parts[k].g0 + 1) * p->nb;
-        parts[k].st = calloc(n, sizeof(agg));
+        parts[k].st = is_direct ? st + (size_t)parts[k].g0 * p->nb : calloc(n, sizeof(agg));
         if (!parts[k].st) { rc = mk_x_fail(c, "out of memory for %zu aggregate states", n); goto out; }
     }
     r.parts = parts;
@@ -1746,7 +1857,7 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
     for (size_t k = 0; k < n_parts; k++)
         if (parts[k].rc) { rc = mk_x_fail(c, "%s", parts[k].err); goto out; }
     /* merge in part order */
-    for (size_t k = 0; k < n_parts; k++)
+    for (size_t k = 0; k < n_parts && !is_direct; k++)
         for (uint32_t g = parts[k].g0; g <= parts[k].g1; g++)
             for (size_t b = 0; b < p->nb; b++)
                 agg_merge(&st[((size_t)g * p->nb + b) * p->n_slots + si],
@@ -1754,7 +1865,7 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
     if (r.is_prune) rc = run_pending(c, p, si, &r, parts, n_parts, st);
 out:
     for (size_t k = 0; k < n_parts; k++) {
-        free(parts[k].st);
+        if (!is_direct) free(parts[k].st);
         free(parts[k].pd);
     }
     if (r.bend_ms != bend) free(r.bend_ms);
@@ -2837,7 +2948,20 @@ static mk_err exec_select(mk_xctx *c, const mk_ast_select *sel, int64_t inh_lo, 
         char a[64], b[64];
         fmt_time(a, sizeof a, p.lo);
         fmt_time(b, sizeof b, p.hi);
-        plan_line(c, "tier: raw (the only tier; no downsampled tiers exist yet)");
+        for (uint32_t k = 0; k < p.n_slots; k++) {
+            const char *why;
+            int64_t st = is_fast ? rollup_step(c, &p, p.slots[k].fn, &why) : 0;
+            if (!is_fast) why = "raw (the only tier that can answer: not a decomposable aggregate)";
+            if (st) {
+                char w[64];
+                fmt_dur(w, sizeof w, st * 1000000);
+                plan_line(c, "tier: rollup %s for whole %s buckets of the range, raw samples at partial edges and where the tier lags the data", w, w);
+            } else {
+                plan_line(c, "tier: %s", why);
+            }
+            break; /* the slots of one statement share interval and path */
+        }
+        if (!p.n_slots) plan_line(c, "tier: raw (the only tier that can answer raw rows)");
         plan_line(c, "path: %s", c->st.path);
         plan_line(c, "time range: %s .. %s (inclusive)%s", a, b, p.is_empty ? " - nothing to read" : "");
         if (p.has_iv) {
@@ -3080,6 +3204,7 @@ mk_err mk_query_exec(mk_db *db, const char *text, size_t len, const mk_query_opt
     c.max_series = o->max_series ? o->max_series : MK_QUERY_DEFAULT_MAX_SERIES;
     c.n_threads = o->n_threads > 0 ? (o->n_threads > 8 ? 8 : o->n_threads) : default_threads();
     c.no_summaries = o->no_summaries;
+    c.tier_mode = o->tier_mode;
     uint32_t i = 0;
     const mk_ast *st = q->stmts;
     for (; st && i < q->n_stmts; st = st->next, i++) {

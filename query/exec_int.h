@@ -35,6 +35,7 @@ typedef struct mk_xctx {
     uint64_t max_points, max_series;
     int n_threads;
     int no_summaries;
+    int tier_mode;             /* mk_query_opts.tier_mode */
     char err[768];             /* the statement error, when a call fails with MK_EQUERY-like rc */
     mk_xstats st;
     mk_buf plan;               /* EXPLAIN lines, '\n'-separated */

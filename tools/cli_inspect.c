@@ -20,6 +20,7 @@
 #include "engine/codec.h"
 #include "engine/format.h"
 #include "engine/index.h"
+#include "engine/rollup.h"
 #include "engine/wal.h"
 #include "tools/cli.h"
 
@@ -88,6 +89,38 @@ static uint64_t dir_bytes(const char *dir, int is_allocated)
     }
     closedir(d);
     return tot;
+}
+
+/* The rollup tier directories DIR/rollup/<step ms> (full paths, sorted by
+ * step) with their steps. */
+typedef struct tiers {
+    char path[8][4400];
+    int64_t step[8];
+    size_t n;
+} tiers;
+
+static void list_tiers(const char *dir, tiers *t)
+{
+    t->n = 0;
+    char root[4096];
+    snprintf(root, sizeof root, "%s/rollup", dir);
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) && t->n < 8) {
+        char *end;
+        long long s = strtoll(e->d_name, &end, 10);
+        if (*end || s <= 0 || end == e->d_name) continue;
+        size_t i = t->n++;
+        while (i > 0 && t->step[i - 1] > s) {
+            t->step[i] = t->step[i - 1];
+            memcpy(t->path[i], t->path[i - 1], sizeof t->path[i]);
+            i--;
+        }
+        t->step[i] = s;
+        snprintf(t->path[i], sizeof t->path[i], "%s/%s", root, e->d_name);
+    }
+    closedir(d);
 }
 
 static void fmt_time(int64_t ms, char *buf, size_t cap)
@@ -247,6 +280,38 @@ int mk_cli_inspect(int argc, char **argv)
     }
     names_free(&blocks);
 
+    /* rollup tiers */
+    tiers tr;
+    list_tiers(dir, &tr);
+    for (size_t t = 0; t < tr.n; t++) {
+        names rb;
+        list_dir(tr.path[t], ".mkb", &rb);
+        uint64_t n_buckets = 0, n_ch = 0, bytes = 0;
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        for (size_t i = 0; i < rb.n; i++) {
+            mk_block *b = NULL;
+            if (mk_block_open(env, rb.v[i], &b, &d)) { printf("%s: unreadable: %s\n", rb.v[i], d.msg); continue; }
+            size_t n;
+            const mk_block_chunk *c = mk_block_chunks(b, &n);
+            for (size_t k = 0; k < n; k++) n_buckets += c[k].sum.count;
+            n_ch += n;
+            bytes += mk_block_file_bytes(b);
+            if (mk_block_min_ts(b) < lo) lo = mk_block_min_ts(b);
+            if (mk_block_max_ts(b) > hi) hi = mk_block_max_ts(b);
+            mk_block_close(b);
+        }
+        char f[32] = "-", to[32] = "-";
+        if (n_buckets) {
+            fmt_time(lo, f, sizeof f);
+            fmt_time(hi + tr.step[t] - 1, to, sizeof to);
+        }
+        printf("tier %" PRId64 " ms: %zu blocks, %" PRIu64 " chunks, %" PRIu64 " buckets, %" PRIu64 " bytes (%.2f bytes/bucket; "
+               "%.4f bytes per raw sample it stands for at 10 s), %s .. %s\n",
+               tr.step[t], rb.n, n_ch, n_buckets, bytes, n_buckets ? (double)bytes / (double)n_buckets : 0.0,
+               n_buckets ? (double)bytes / ((double)n_buckets * ((double)tr.step[t] / 10000.0)) : 0.0, f, to);
+        names_free(&rb);
+    }
+
     snprintf(path, sizeof path, "%s/wal", dir);
     names segs;
     list_dir(path, ".wal", &segs);
@@ -379,6 +444,11 @@ int mk_cli_verify(int argc, char **argv)
         }
         size_t n;
         const mk_block_chunk *c = mk_block_chunks(b, &n);
+        if (mk_block_flags(b) != 0) {
+            report(&vs, blocks.v[i], 6, "a rollup block among the raw blocks (left out at open)");
+            mk_block_close(b);
+            continue;
+        }
         for (size_t k = 0; k < n; k++) {
             uint32_t ord;
             if ((k == 0 || c[k].series_id != c[k - 1].series_id) && mk_index_ordinal(ix, c[k].series_id, &ord) != MK_OK) {
@@ -407,6 +477,52 @@ int mk_cli_verify(int argc, char **argv)
         }
         mk_block_close(b);
     }
+    /* rollup tiers: the same checks, then each payload decoded as buckets
+     * whose starts are multiples of the step and agree with the summary */
+    tiers tr;
+    list_tiers(dir, &tr);
+    mk_bucket *bk = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *bk);
+    for (size_t t = 0; t < tr.n && bk && ts && vals; t++) {
+        names rb;
+        list_dir(tr.path[t], ".mkb", &rb);
+        uint64_t n_buckets = 0;
+        for (size_t i = 0; i < rb.n; i++) {
+            rc = mk_block_verify(env, rb.v[i], report, &vs, NULL, NULL, &d);
+            mk_block *b = NULL;
+            if (mk_block_open(env, rb.v[i], &b, &d)) {
+                if (!rc) { vs.n_problems++; printf("DAMAGE %s\n", d.msg); }
+                continue;
+            }
+            if (mk_block_flags(b) != MK_BLOCK_FLAG_ROLLUP) report(&vs, rb.v[i], 6, "not a rollup block (flags) in a tier directory");
+            size_t n;
+            const mk_block_chunk *c = mk_block_chunks(b, &n);
+            for (size_t k = 0; k < n && mk_block_flags(b) == MK_BLOCK_FLAG_ROLLUP; k++) {
+                uint32_t ord;
+                if ((k == 0 || c[k].series_id != c[k - 1].series_id) && mk_index_ordinal(ix, c[k].series_id, &ord) != MK_OK) {
+                    printf("DAMAGE %s: offset %" PRIu64 ": series %016" PRIx64 " is not in the series index\n", rb.v[i], c[k].offset,
+                           c[k].series_id);
+                    vs.n_problems++;
+                }
+                const uint8_t *p;
+                if (mk_block_payload(b, &c[k], &p, &d)) continue; /* reported by mk_block_verify */
+                uint32_t got = 0;
+                mk_diag cd = {0};
+                if (mk_rollup_decode(codec, p, c[k].len, bk, MK_CHUNK_MAX_SAMPLES, &got, ts, vals, &cd)) {
+                    report(&vs, rb.v[i], c[k].offset, cd.msg);
+                    continue;
+                }
+                int is_bad = got != c[k].sum.count || bk[0].start_ms != c[k].sum.first_ts_ms || bk[got - 1].start_ms != c[k].sum.last_ts_ms;
+                for (uint32_t j = 0; j < got && !is_bad; j++)
+                    is_bad = bk[j].start_ms % tr.step[t] != 0 || (j && bk[j].start_ms <= bk[j - 1].start_ms);
+                if (is_bad) report(&vs, rb.v[i], c[k].offset, "rollup buckets do not match the chunk summary or the tier's width");
+                n_buckets += got;
+            }
+            mk_block_close(b);
+        }
+        printf("tier %" PRId64 " ms: %zu rollup blocks, %" PRIu64 " buckets checked\n", tr.step[t], rb.n, n_buckets);
+        names_free(&rb);
+    }
+    free(bk);
     free(ts);
     free(vals);
     mk_codec_free(codec);

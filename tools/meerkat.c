@@ -19,6 +19,9 @@
 #include "meerkat/meerkat.h"
 #include "tools/cli.h"
 
+int mk_cli_compact(int argc, char **argv);   /* tools/cli_compact.c */
+int mk_cli_retention(int argc, char **argv); /* tools/cli_retention.c */
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -27,6 +30,8 @@ static const struct {
     {"import", mk_cli_import, "load InfluxDB line protocol files into a data directory"},
     {"inspect", mk_cli_inspect, "show blocks, series, chunks, codecs and bytes per sample"},
     {"verify", mk_cli_verify, "check every checksum and chunk; exit 0 only if all is well"},
+    {"compact", mk_cli_compact, "merge blocks (and seal the WAL) until compaction is complete"},
+    {"retention", mk_cli_retention, "drop whole blocks past a retention policy (--dry-run prints)"},
     {"dump", mk_cli_dump, "print the samples of matching series as line protocol"},
     {"query", mk_cli_query, "run InfluxQL over a data directory, or an interactive shell"},
     {"serve", mk_cli_serve, "run the HTTP server (InfluxDB-compatible /write and /query)"},

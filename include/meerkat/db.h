@@ -44,6 +44,9 @@ typedef enum mk_precision {
 /* Log levels passed to mk_options.log. */
 enum { MK_LOG_ERROR = 0, MK_LOG_WARN = 1, MK_LOG_INFO = 2 };
 
+#define MK_MAX_COMPACT_LEVELS 4
+#define MK_MAX_ROLLUP_TIERS 4
+
 typedef struct mk_options {
     mk_fsync_policy fsync;       /* default MK_FSYNC_INTERVAL */
     int64_t fsync_interval_ms;   /* default 1000 */
@@ -61,6 +64,31 @@ typedef struct mk_options {
      * Called from any thread; msg is valid only during the call. */
     void (*log)(void *log_ctx, int level, const char *msg);
     void *log_ctx;
+
+    /* ---- compaction (engine/compact.c) ---- */
+    int is_compaction_off;       /* 1: no background compaction thread
+                                    (mk_db_compact still works); default 0 */
+    /* Block ranges compaction builds, ascending, each a multiple of the one
+     * before and of block_span_ms; 0-terminated. All 0 = 1 d, 7 d (so
+     * 2 h → 1 d → 7 d with the default block span). */
+    int64_t compact_ranges_ms[MK_MAX_COMPACT_LEVELS];
+    int64_t compact_interval_ms; /* how often the thread looks for work;
+                                    0 = 60 s */
+
+    /* ---- retention (engine/retention.c); 0 = keep forever (default) ---- */
+    int64_t retention_raw_ms;    /* raw blocks whose newest sample is older
+                                    than now − this are dropped whole */
+    uint64_t retention_max_bytes; /* cap on the bytes of all block files:
+                                    past it the oldest raw blocks go */
+
+    /* ---- rollup tiers (engine/rollup.c) ---- */
+    int is_rollup_off;           /* 1: no rollup tiers are built or read */
+    /* Bucket widths of the tiers, ascending, 0-terminated; each must divide
+     * the rollup window (the largest compaction range, 7 d by default) and
+     * be a multiple of 1 s. All 0 = 5 min, 1 h. */
+    int64_t rollup_steps_ms[MK_MAX_ROLLUP_TIERS];
+    /* Per tier (same order), like retention_raw_ms; 0 = keep forever. */
+    int64_t retention_rollup_ms[MK_MAX_ROLLUP_TIERS];
 } mk_options;
 
 /* Fills opts with the defaults above. */
@@ -148,6 +176,51 @@ mk_err mk_db_write_lp_parallel(mk_db *db, const char *text, size_t len, mk_preci
                                int64_t now_ms, int n_threads, mk_write_stats *stats,
                                mk_lp_error_fn on_err, void *err_ctx, mk_diag *diag);
 
+/* ---- compaction and retention ------------------------------------------ */
+
+typedef struct mk_compact_stats {
+    uint64_t n_merges;        /* merged blocks written */
+    uint64_t n_blocks_in;     /* blocks they replaced */
+    uint64_t n_samples_out;   /* samples the merged blocks hold */
+    uint64_t n_bytes_in;      /* file bytes of the replaced blocks */
+    uint64_t n_bytes_out;     /* file bytes of the merged blocks */
+    uint64_t n_chunks_copied; /* chunks copied without re-encoding */
+} mk_compact_stats;
+
+/*
+ * Runs rollups and compaction to completion on the calling thread: every
+ * rollup window with data newer than its tiers' blocks is (re)built, then
+ * every compaction window (opts.compact_ranges_ms, largest first) holding
+ * two or more blocks is merged into one block, finished windows or not.
+ * The head is not sealed first (call mk_db_flush for that; the CLI and a
+ * server's flush do). Readers keep working; they see the old blocks until
+ * their next snapshot. Serialised with the background thread and with
+ * mk_db_retention. st may be NULL (counts are added to it).
+ */
+mk_err mk_db_compact(mk_db *db, mk_compact_stats *st, mk_diag *diag);
+
+/* A block retention drops (or would drop, in a dry run). */
+typedef struct mk_retention_drop {
+    uint64_t seq;
+    int64_t min_ts_ms, max_ts_ms;
+    uint64_t n_bytes;
+    const char *tier;   /* "raw", or a rollup tier's width ("5m", "1h") */
+    const char *reason; /* "age" or "size" */
+} mk_retention_drop;
+
+/*
+ * Applies the retention policy of opts (retention_raw_ms,
+ * retention_max_bytes, retention_rollup_ms) now, by the env's clock (never
+ * by the data's timestamps): whole blocks are dropped, never rewritten. A
+ * block goes for age only when now > its newest time + retention (for a
+ * rollup block, the end of its last bucket), so a clock set back drops
+ * nothing more, and a sample timestamped in the future expires nothing.
+ * With is_dry_run nothing is deleted. cb (may be NULL) is called once per
+ * block dropped; *n_dropped (may be NULL) counts them.
+ */
+mk_err mk_db_retention(mk_db *db, int is_dry_run, void (*cb)(void *ctx, const mk_retention_drop *d),
+                       void *ctx, uint64_t *n_dropped, mk_diag *diag);
+
 /* ---- reading ---------------------------------------------------------- */
 
 typedef struct mk_iter mk_iter;
@@ -224,6 +297,61 @@ mk_err mk_iter_reset(mk_iter *it, mk_db *db, uint64_t series_id, int64_t from_ms
                      mk_diag *diag);
 mk_err mk_sum_iter_reset(mk_sum_iter *it, mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms,
                          mk_diag *diag);
+
+/* ---- rollup tiers ------------------------------------------------------ */
+
+/* One bucket of a series: the samples with start_ms <= ts < start_ms + step.
+ * NaN samples count in count but are left out of min/max/sum/sumsq (as in
+ * mk_chunk_summary); first/last are the values at the first/last ts. */
+typedef struct mk_bucket {
+    int64_t start_ms;
+    uint64_t count;
+    double sum, sumsq, min, max, first, last;
+} mk_bucket;
+
+/* The tiers' bucket widths, ascending, into steps_ms[0..cap); returns how
+ * many tiers there are (0 with is_rollup_off). */
+size_t mk_db_rollup_steps(mk_db *db, int64_t *steps_ms, size_t cap);
+
+/*
+ * The finest tier that still holds series_id's data over [from_ms, to_ms)
+ * under the retention policy, by the env's clock: *step_ms = 0 for raw
+ * samples, else a tier's bucket width. When no tier covers the whole
+ * range, the one reaching back furthest.
+ */
+mk_err mk_db_finest_tier(mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms, int64_t *step_ms,
+                         mk_diag *diag);
+
+typedef struct mk_bucket_iter mk_bucket_iter;
+
+/*
+ * Iterates series_id's buckets of width step_ms (a multiple of 1 ms; the
+ * range is widened to whole buckets, aligned to multiples of step_ms since
+ * the epoch), in time order, over a snapshot taken now. Buckets come from
+ * the coarsest tier whose width divides step_ms, combined; where that
+ * tier's buckets are missing or older than the data (late writes not yet
+ * rolled up, the head), from raw samples. Empty buckets are not returned.
+ */
+mk_err mk_db_iter_buckets(mk_db *db, uint64_t series_id, int64_t step_ms, int64_t from_ms, int64_t to_ms,
+                          mk_bucket_iter **out, mk_diag *diag);
+/* Next batch: *n buckets, owned by the iterator until the next call; *n == 0
+ * at the end. */
+mk_err mk_bucket_iter_next(mk_bucket_iter *it, const mk_bucket **b, size_t *n, mk_diag *diag);
+/* As mk_iter_reset: another series / range, same buffers, a new snapshot. */
+mk_err mk_bucket_iter_reset(mk_bucket_iter *it, mk_db *db, uint64_t series_id, int64_t step_ms, int64_t from_ms,
+                            int64_t to_ms, mk_diag *diag);
+/* n_chunks_summary counts rollup chunks read; the others raw decoding. */
+void mk_bucket_iter_stats(const mk_bucket_iter *it, mk_read_stats *st);
+
+/* The bucket fields a reader needs (MK_BUCKET_*, default all; count is
+ * always there): tier columns not asked for are not decoded, and their
+ * values in buckets read from a tier are unspecified. Kept across resets. */
+enum {
+    MK_BUCKET_COUNT = 1 << 0, MK_BUCKET_SUM = 1 << 1, MK_BUCKET_MIN = 1 << 2, MK_BUCKET_MAX = 1 << 3,
+    MK_BUCKET_SUMSQ = 1 << 4, MK_BUCKET_FIRST = 1 << 5, MK_BUCKET_LAST = 1 << 6, MK_BUCKET_ALL = 0x7f
+};
+void mk_bucket_iter_fields(mk_bucket_iter *it, unsigned fields);
+void mk_bucket_iter_free(mk_bucket_iter *it);
 
 /* Calls cb with every measurement name (ascending, distinct) while it
  * returns 0. cb runs under the database lock: it must not call into db. */

@@ -89,6 +89,8 @@ typedef struct mk_query_param {
     mk_qv value;       /* FLOAT, INT, BOOL or STRING */
 } mk_query_param;
 
+enum { MK_QUERY_TIER_AUTO = 0, MK_QUERY_TIER_RAW = 1 };
+
 typedef struct mk_query_opts {
     const char *db;        /* the request's database (db=), may be NULL */
     const char *const *databases; /* what SHOW DATABASES lists; NULL = just db, or "meerkat" */
@@ -101,6 +103,11 @@ typedef struct mk_query_opts {
     const mk_query_param *params; /* values for $name in the query */
     size_t n_params;
     int no_summaries;      /* 1: decode every chunk (benchmarks and tests) */
+    int tier_mode;         /* MK_QUERY_TIER_AUTO (0): count/sum/mean/min/max/spread
+                              over GROUP BY time(a multiple of a rollup tier's width)
+                              read that tier's buckets for the whole buckets of the
+                              range (raw samples at partial edges); MK_QUERY_TIER_RAW:
+                              raw samples only (benchmarks, comparisons) */
     int is_db_checked;     /* 1: as InfluxDB, a statement's database (db, ON db or a
                               "db".. prefix) must be one of `databases`: else the
                               statement fails "database name required" or

@@ -13,6 +13,9 @@
  *  - if it does not open, mk_block_verify fails with the same code;
  *  - round trip: a block that opens with all payloads intact is written
  *    again through the writer (into memory) and must read back identical;
+ *  - rollup blocks (header flag): each intact payload goes through
+ *    mk_rollup_decode, which must refuse or decode within its bounds; the
+ *    round trip keeps the flag;
  *  - determinism: a second run gives the same digest.
  *
  * Seeds: run once with MK_FUZZ_SEED_DIR=<corpus dir> to write a few valid
@@ -27,6 +30,8 @@
 #include <string.h>
 
 #include "block.h"
+#include "format.h"
+#include "rollup.h"
 #include "util.h"
 
 #define FTR_BYTES 84
@@ -134,7 +139,7 @@ static void round_trip(const mk_block *b)
     memenv_init(&out, NULL, 0, 1);
     mk_block_writer *w = NULL;
     mk_diag d;
-    check(mk_block_writer_open(&out.env, "mem", mk_block_seq(b), &w, &d) == MK_OK, "writer open");
+    check(mk_block_writer_open_flags(&out.env, "mem", mk_block_seq(b), mk_block_flags(b), &w, &d) == MK_OK, "writer open");
     size_t n, nr;
     const mk_block_chunk *c = mk_block_chunks(b, &n);
     for (size_t i = 0; i < n; i++) {
@@ -164,6 +169,7 @@ static void round_trip(const mk_block *b)
     check(nr2 == nr && (!nr || memcmp(r, r2, nr * 8) == 0), "replaced");
     check(mk_block_min_ts(b2) == mk_block_min_ts(b) && mk_block_max_ts(b2) == mk_block_max_ts(b), "time range");
     check(mk_block_seq(b2) == mk_block_seq(b), "seq");
+    check(mk_block_flags(b2) == mk_block_flags(b), "flags");
     mk_block_close(b2);
     free(out.data);
 }
@@ -206,6 +212,23 @@ static uint64_t run(uint8_t *data, size_t n)
         mk_err pr = mk_block_payload(b, &c[i], &p, &d);
         n_bad += pr != MK_OK;
         h = mix(h, (uint64_t)pr);
+        if (pr == MK_OK && (mk_block_flags(b) & MK_BLOCK_FLAG_ROLLUP)) {
+            static mk_codec *codec;
+            static mk_bucket *bk;
+            static int64_t *ts;
+            static double *v;
+            if (!codec) {
+                check(mk_codec_new(&codec) == MK_OK, "codec");
+                bk = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *bk);
+                ts = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *ts);
+                v = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *v);
+            }
+            uint32_t got = 0;
+            mk_err dr = mk_rollup_decode(codec, p, c[i].len, bk, MK_CHUNK_MAX_SAMPLES, &got, ts, v, &d);
+            check(dr != MK_OK || (got >= 1 && got <= MK_CHUNK_MAX_SAMPLES), "rollup decode within bounds");
+            for (uint32_t j = 1; dr == MK_OK && j < got; j++) check(bk[j - 1].start_ms < bk[j].start_ms, "buckets ascending");
+            h = mix(h, (uint64_t)dr ^ got);
+        }
         h = mix(h, c[i].series_id);
         h = mix(h, mk_f64_bits(c[i].sum.sum) ^ (uint64_t)c[i].sum.first_ts_ms);
         n_samples += c[i].sum.count;
@@ -285,6 +308,31 @@ static void write_seed(const char *dir, uint64_t seq, size_t n_series, size_t n_
     if (mk_block_writer_finish(w, &d)) fprintf(stderr, "%s\n", d.msg);
 }
 
+/* A rollup block: real rollup payloads (FORMAT.md, "Rollup blocks"). */
+static void write_rollup_seed(const char *dir, uint64_t seq)
+{
+    mk_block_writer *w = NULL;
+    mk_diag d;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%016" PRIx64 ".mkb", dir, seq);
+    mk_env_default()->unlink(mk_env_default(), path);
+    if (mk_block_writer_open_flags(NULL, dir, seq, MK_BLOCK_FLAG_ROLLUP, &w, &d)) { fprintf(stderr, "%s\n", d.msg); return; }
+    mk_codec *codec = NULL;
+    if (mk_codec_new(&codec)) return;
+    mk_buf enc = {0};
+    for (uint64_t id = 10; id < 14; id++) {
+        mk_bucket b[24];
+        for (int i = 0; i < 24; i++)
+            b[i] = (mk_bucket){INT64_C(1763596800000) + i * 3600000LL, 360, 36.5 * (double)id * i, 400.25 * i, (double)i, i + 9.5, 1.25, (double)id};
+        mk_chunk_summary sum;
+        enc.len = 0;
+        if (mk_rollup_encode(codec, b, 24, &enc, &sum) || mk_block_writer_add(w, id, &sum, enc.data, enc.len, &d)) break;
+    }
+    if (mk_block_writer_finish(w, &d)) fprintf(stderr, "%s\n", d.msg);
+    mk_buf_free(&enc);
+    mk_codec_free(codec);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -296,5 +344,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     write_seed(dir, 3, 8, 1, 2);
     write_seed(dir, 4, 40, 1, 3);
     write_seed(dir, 5, 200, 2, 4);
+    write_rollup_seed(dir, 6);
     return 0;
 }
