@@ -233,6 +233,54 @@ static const yaml_node_t *node(yaml_document_t *d, int id) { return yaml_documen
 
 /* ---- sections --------------------------------------------------------- */
 
+/* A duration for retention: NUMBER followed by ms, s, m, h, d, w or y
+ * (365 d); "0" and "forever" mean keep forever (0). */
+static int get_duration(errlist *e, const yaml_node_t *n, const char *key, int64_t *out)
+{
+    if (!want_scalar(e, n, key)) return -1;
+    const char *s = scalar(n);
+    if (strcmp(s, "forever") == 0 || strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    static const struct { const char *unit; int64_t ms; } u[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+        {"w", 7 * 86400000LL}, {"y", 365 * 86400000LL}};
+    size_t i = 0;
+    if (end && !errno && v > 0)
+        for (; i < sizeof u / sizeof u[0]; i++)
+            if (strcmp(end, u[i].unit) == 0) break;
+    if (!end || errno || v == 0 || i == sizeof u / sizeof u[0] || v > (unsigned long long)(INT64_MAX / u[i].ms)) {
+        err_add(e, n, "%s: '%s' is not a duration (e.g. 30d, 12h, 1y; 0 or forever = keep)", key, s);
+        return -1;
+    }
+    *out = (int64_t)v * u[i].ms;
+    return 0;
+}
+
+static void parse_retention(errlist *e, mk_config *cfg, yaml_document_t *d, const yaml_node_t *n)
+{
+    if (n->type != YAML_MAPPING_NODE) {
+        err_add(e, n, "retention: expected a mapping {raw: 30d, rollup_5m: 1y, rollup_1h: 5y, max_bytes: 50GiB}");
+        return;
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        const yaml_node_t *kn = node(d, p->key), *vn = node(d, p->value);
+        if (!kn || !vn) continue;
+        const char *k = kn->type == YAML_SCALAR_NODE ? scalar(kn) : "";
+        if (strcmp(k, "raw") == 0) get_duration(e, vn, "retention.raw", &cfg->retention_raw_ms);
+        else if (strcmp(k, "rollup_5m") == 0) get_duration(e, vn, "retention.rollup_5m", &cfg->retention_5m_ms);
+        else if (strcmp(k, "rollup_1h") == 0) get_duration(e, vn, "retention.rollup_1h", &cfg->retention_1h_ms);
+        else if (strcmp(k, "max_bytes") == 0)
+            get_u64(e, vn, "retention.max_bytes", 1, 0, UINT64_MAX, &cfg->retention_max_bytes);
+        else
+            err_add(e, kn, "retention: unknown key '%s' (known: raw, rollup_5m, rollup_1h, max_bytes)", k);
+    }
+}
+
 static int parse_role(const char *s, mk_role *r)
 {
     if (strcmp(s, "read") == 0) *r = MK_ROLE_READ;
@@ -579,6 +627,7 @@ int mk_config_parse(mk_config *cfg, const char *text, size_t n, char **errs)
             parse_monitors(&e, cfg, &doc, vn);
         } else if (strcmp(k, "retention") == 0) {
             cfg->has_retention = 1;
+            parse_retention(&e, cfg, &doc, vn);
         } else if (strcmp(k, "rules") == 0) {
             cfg->has_rules = 1;
             parse_rules(&e, cfg, text, n);

@@ -20,7 +20,8 @@
  *     - {name: web, kind: kuma, token: abc}
  *     - {name: api, kind: kener, tag: api, secret: s3cr3t}   # secret: heartbeat URL
  *   rules: [...]               # parsed by detect/rule.c (mk_rule_parse_yaml); errors name line:column
- *   retention: ...                  # accepted and kept, not acted on yet
+ *   retention: {raw: 30d, rollup_5m: 1y, rollup_1h: 5y, max_bytes: 50GiB}
+ *                              # whole blocks past these go; absent/0 = keep forever
  *   channels: / routes: / inhibit_rules:   # notify/ (notify/notify.h), checked here
  *   tls_cert_file: /etc/meerkat/cert.pem   # HTTPS: both or neither (PEM paths)
  *   tls_key_file: /etc/meerkat/key.pem
@@ -87,6 +88,9 @@ typedef struct mk_config {
      * and well-formed YAML for now. The whole text is kept (owned,
      * NUL-terminated, NULL when no file was read) for the modules that will
      * read their own section (retention, channels). */
+    /* retention: (engine/retention.c), 0 = keep forever (the default) */
+    int64_t retention_raw_ms, retention_5m_ms, retention_1h_ms;
+    uint64_t retention_max_bytes;
     int has_retention, has_rules, has_channels;
     char *yaml_text;
     size_t yaml_len;

@@ -687,6 +687,9 @@ static enum MHD_Result h_flush(struct MHD_Connection *c, mk_req *q)
     mk_diag diag = {0};
     int64_t t0 = mono_us();
     mk_err rc = mk_db_flush(q->s->db, &diag);
+    /* then finish rollups and compaction, so the blocks on disk are the
+     * final ones (backups, size measurements) */
+    if (rc == MK_OK) rc = mk_db_compact(q->s->db, NULL, &diag);
     if (rc != MK_OK) {
         mk_slog(MK_SLOG_ERROR, "flush failed", "error", diag.msg, (const char *)NULL);
         return queue_error(c, q, 500, diag.msg[0] ? diag.msg : mk_strerror(rc));

@@ -151,6 +151,10 @@ int mk_cli_serve(int argc, char **argv)
     o.fsync = cfg.fsync;
     o.fsync_interval_ms = cfg.fsync_interval_ms;
     o.log = mk_slog_engine;
+    o.retention_raw_ms = cfg.retention_raw_ms;
+    o.retention_max_bytes = cfg.retention_max_bytes;
+    o.retention_rollup_ms[0] = cfg.retention_5m_ms; /* the default tiers: 5 min, 1 h */
+    o.retention_rollup_ms[1] = cfg.retention_1h_ms;
     mk_diag diag = {0};
     mk_err rc = mk_db_open(cfg.data_dir, &o, &db, &diag);
     if (rc != MK_OK) {
@@ -159,9 +163,6 @@ int mk_cli_serve(int argc, char **argv)
         goto out;
     }
     diag = (mk_diag){0};
-    if (cfg.has_retention) /* channels: notify/ delivers them */
-        mk_slog(MK_SLOG_WARN, "config section retention is accepted but not acted on yet",
-                (const char *)NULL);
     rc = mk_server_start(db, &cfg, &srv, &diag);
     if (rc != MK_OK) {
         mk_slog(MK_SLOG_ERROR, "cannot start the HTTP server", "error", diag.msg, (const char *)NULL);

@@ -37,7 +37,7 @@ static void test_valid(void **state)
                     "    kind: healthchecks\n"
                     "    uuid: 1234-5678\n"
                     "    grace_s: 60\n"
-                    "retention: {default: 400d}\n"
+                    "retention: {raw: 30d, rollup_5m: 1y, rollup_1h: forever, max_bytes: 50GiB}\n"
                     "rules: []\n"
                     "channels: [{name: x, kind: webhook, url: 'http://127.0.0.1:9/x'}]\n";
     mk_config c;
@@ -63,6 +63,10 @@ static void test_valid(void **state)
     assert_int_equal(c.monitors[1].kind, MK_MON_HC);
     assert_string_equal(c.monitors[1].token, "1234-5678");
     assert_true(c.has_retention && c.has_rules && c.has_channels);
+    assert_int_equal(c.retention_raw_ms, 30LL * 86400000);
+    assert_int_equal(c.retention_5m_ms, 365LL * 86400000);
+    assert_int_equal(c.retention_1h_ms, 0);
+    assert_int_equal(c.retention_max_bytes, 50ull << 30);
     assert_int_equal(c.yaml_len, strlen(y)); /* kept for the modules that read their own section */
     assert_string_equal(c.yaml_text, y);
     assert_int_equal(mk_config_key_role(&c, "plainkey", 8), MK_ROLE_ADMIN);
@@ -91,7 +95,8 @@ static void test_errors(void **state)
                     "  - {name: a, kind: pager, token: t}\n"  /* 12:21 */
                     "  - {name: b, kind: kuma}\n"             /* 13:5 */
                     "  - {name: c, kind: kuma, token: \"x y\"}\n" /* 14:34 */
-                    "query: {timeout_ms: 0}\n";               /* 15:21 */
+                    "query: {timeout_ms: 0}\n"                /* 15:21 */
+                    "retention: {raw: 30 days, rollup_1h: -1d, keep: 1y}\n"; /* 16:18, 16:38, 16:43 */
     mk_config c;
     char *errs = NULL;
     assert_int_equal(mk_config_init(&c), 0);
@@ -107,7 +112,10 @@ static void test_errors(void **state)
                           "12:21: monitors.kind: 'pager' is not kuma, healthchecks or kener",
                           "13:5: monitors: entry without 'token', 'uuid' or 'tag'",
                           "14:34: monitors.token: 'x y' must be",
-                          "15:21: query.timeout_ms: 0 is out of range"};
+                          "15:21: query.timeout_ms: 0 is out of range",
+                          "16:18: retention.raw: '30 days' is not a duration",
+                          "16:38: retention.rollup_1h: '-1d' is not a duration",
+                          "16:43: retention: unknown key 'keep'"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(errs, want[i])) {
             print_error("missing '%s' in:\n%s", want[i], errs);
