@@ -375,7 +375,16 @@ static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_
             if (rc) goto out;
         }
     }
+    /* While raw data is kept forever a tier only speeds reads up, and for
+     * a series sampled no more than MK_ROLLUP_MIN_DENSITY times per bucket
+     * it would cost more bytes than the raw samples it summarises (NAB's
+     * 5-minute series: 10 bytes per 5 min bucket of one sample); readers
+     * then use raw data (window_from_tier). With a raw retention the tier
+     * will be the only copy, so every series gets it. */
+    int is_sparse_ok = db->opts.retention_raw_ms <= 0;
+    uint32_t min_density = db->opts.rollup_min_density ? db->opts.rollup_min_density : MK_ROLLUP_MIN_DENSITY;
     for (size_t k = 0; k < n_ids; k++) {
+        uint64_t n_samples = 0;
         rc = it ? mk_iter_reset(it, db, ids[k], w, w + win, diag) : mk_db_iter(db, ids[k], w, w + win, &it, diag);
         if (rc == MK_ENOTFOUND) { rc = MK_OK; continue; } /* not in the index: open refused that already */
         if (rc) goto out;
@@ -385,6 +394,7 @@ static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_
             size_t n;
             if ((rc = mk_iter_next(it, &ts, &v, &n, diag))) goto out; /* a damaged chunk: no rollup from part of it */
             if (!n) break;
+            n_samples += n;
             for (size_t t = 0; t < db->n_tiers; t++) {
                 tbuild *x = &tb[t];
                 int64_t step = db->tiers[t].step_ms;
@@ -395,8 +405,13 @@ static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_
                 }
             }
         }
-        for (size_t t = 0; t < db->n_tiers; t++)
+        for (size_t t = 0; t < db->n_tiers; t++) {
+            if (is_sparse_ok && n_samples < (uint64_t)min_density * tb[t].n_b) {
+                tb[t].n_b = 0;
+                continue;
+            }
             if ((rc = flush_series(codec, &tb[t], ids[k], &enc, diag))) goto out;
+        }
     }
     /* durable first, then published, tier by tier */
     for (size_t t = 0; t < db->n_tiers; t++) {
@@ -466,7 +481,10 @@ static mk_err rollup_step(mk_db *db, int is_forced, int64_t *cursor, int *did, m
         tsets[t] = db->tiers[t].bs;
         atomic_fetch_add(&tsets[t]->refs, 1);
     }
-    int64_t done_before = is_forced ? INT64_MAX : db->sealed_until_ms;
+    /* Only windows over by the clock (and, for the thread, sealed): the
+     * current week's raw data answers its queries, and building its tiers
+     * early would only be redone as the week fills up. */
+    int64_t done_before = is_forced ? now : (db->sealed_until_ms < now ? db->sealed_until_ms : now);
     /* the windows raw blocks touch, from *cursor on (windows before it
      * were looked at in this run) */
     for (size_t i = 0; i < bs->n && !rc; i++) {
@@ -751,6 +769,7 @@ static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t
     }
     size_t n;
     const mk_block_chunk *c = mk_block_find(rb, it->id, &n);
+    if (n == 0 && !is_expired) return MK_ENOTFOUND; /* a sparse series left out: raw answers */
     for (size_t j = 0; j < n; j++) {
         if (c[j].sum.last_ts_ms < a || c[j].sum.first_ts_ms >= b) continue;
         if (!it->codec && mk_codec_new(&it->codec)) return mk_diag_set(diag, MK_ENOMEM, "no memory");

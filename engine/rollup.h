@@ -18,6 +18,8 @@
 #include "meerkat/db.h"
 
 #define MK_ROLLUP_COLS 7
+/* Default of mk_options.rollup_min_density (rollup.c, build_window). */
+#define MK_ROLLUP_MIN_DENSITY 16
 
 /* Encodes b[0..n) (1 <= n <= MK_CHUNK_MAX_SAMPLES, starts strictly
  * increasing) appended to out; *sum gets the chunk summary the block index

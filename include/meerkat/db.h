@@ -89,6 +89,11 @@ typedef struct mk_options {
     int64_t rollup_steps_ms[MK_MAX_ROLLUP_TIERS];
     /* Per tier (same order), like retention_raw_ms; 0 = keep forever. */
     int64_t retention_rollup_ms[MK_MAX_ROLLUP_TIERS];
+    /* While raw data is kept forever (retention_raw_ms 0), a series gets a
+     * tier's buckets for a week only with at least this many samples per
+     * bucket there (fewer would cost more bytes than the samples; raw data
+     * answers instead). 0 = 16; 1 = every series. */
+    uint32_t rollup_min_density;
 } mk_options;
 
 /* Fills opts with the defaults above. */

@@ -67,6 +67,7 @@ static mk_options options(mk_faultenv *fe)
     o.compact_ranges_ms[1] = 16 * SPAN;
     o.retention_raw_ms = RET_MS;
     o.rollup_steps_ms[0] = 100;
+    o.rollup_min_density = 1; /* every series: the reference has all buckets */
     o.rollup_steps_ms[1] = 500;
     o.log = quiet;
     mk_faultenv_init(fe);

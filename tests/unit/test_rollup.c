@@ -150,6 +150,7 @@ static void fx_init(fx *f, const char *name, int is_thread)
     f->o.compact_ranges_ms[0] = WIN;
     f->o.compact_ranges_ms[1] = 4 * WIN;
     f->o.rollup_steps_ms[0] = 100;
+    f->o.rollup_min_density = 1; /* every series: the reference has all buckets */
     f->o.rollup_steps_ms[1] = 500;
     f->o.is_compaction_off = !is_thread;
     f->o.compact_interval_ms = 3;

@@ -78,6 +78,7 @@ static void test_planner(void **state)
     o.compact_ranges_ms[0] = 4000;
     o.compact_ranges_ms[1] = 16000;
     o.rollup_steps_ms[0] = 100;
+    o.rollup_min_density = 1; /* every series: the reference has all buckets */
     o.rollup_steps_ms[1] = 500;
     mk_db *db = NULL;
     mk_diag d = {0};
@@ -129,8 +130,56 @@ static void test_planner(void **state)
     free(dir);
 }
 
+/* The default density rule: with raw data kept forever, a series sampled
+ * fewer than 16 times per tier bucket gets no buckets in that tier (they
+ * would cost more than its samples); its queries are answered from raw, the
+ * same as raw forced, while a dense series is read from the tier. */
+static void test_sparse(void **state)
+{
+    (void)state;
+    char *dir = mk_test_dir("rollup_sparse");
+    mk_options o;
+    mk_options_init(&o);
+    o.fsync = MK_FSYNC_OFF;
+    o.block_span_ms = 1000;
+    o.seal_gap_ms = -1;
+    o.is_compaction_off = 1;
+    o.compact_ranges_ms[0] = 4000;
+    o.compact_ranges_ms[1] = 16000;
+    o.rollup_steps_ms[0] = 100;
+    o.rollup_steps_ms[1] = 500;
+    mk_db *db = NULL;
+    mk_diag d = {0};
+    assert_int_equal(mk_db_open(dir, &o, &db, &d), MK_OK);
+    uint64_t dense, sparse;
+    mk_tag td = {"host", "dense"}, ts = {"host", "sparse"};
+    assert_int_equal(mk_db_series(db, "cpu", &td, 1, "v", &dense, &d), MK_OK);
+    assert_int_equal(mk_db_series(db, "cpu", &ts, 1, "v", &sparse, &d), MK_OK);
+    for (int64_t t = 0; t < 32000; t += 5) {
+        mk_point p = {dense, t, (double)(t % 97) / 4};
+        assert_int_equal(mk_db_write(db, &p, 1, &d), MK_OK);
+        if (t % 50 == 0) { /* 2 per 100 ms bucket, 10 per 500 ms bucket: under 16 */
+            mk_point q = {sparse, t, (double)(t % 89) / 4};
+            assert_int_equal(mk_db_write(db, &q, 1, &d), MK_OK);
+        }
+    }
+    assert_int_equal(mk_db_flush(db, &d), MK_OK);
+    assert_int_equal(mk_db_compact(db, NULL, &d), MK_OK);
+    same_both_ways(db, "SELECT count(v), sum(v), min(v), max(v), mean(v) FROM cpu WHERE time >= 0ms AND time < 32000ms GROUP BY time(500ms), host");
+    same_both_ways(db, "SELECT max(v) FROM cpu WHERE host = 'sparse' AND time >= 0ms AND time < 32000ms GROUP BY time(100ms)");
+    char *s = run(db, "EXPLAIN ANALYZE SELECT count(v) FROM cpu WHERE host = 'dense' AND time >= 0ms AND time < 32000ms GROUP BY time(500ms)", 0);
+    if (!strstr(s, "chunks from summaries") || strstr(s, "chunks from summaries 0,")) fail_msg("dense: no tier chunks read:\n%s", s);
+    free(s);
+    s = run(db, "EXPLAIN ANALYZE SELECT count(v) FROM cpu WHERE host = 'sparse' AND time >= 0ms AND time < 32000ms GROUP BY time(500ms)", 0);
+    if (!strstr(s, "chunks from summaries 0,")) fail_msg("sparse: read from a tier it should not have:\n%s", s);
+    free(s);
+    assert_int_equal(mk_db_close(db, &d), MK_OK);
+    mk_test_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_planner)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_planner), cmocka_unit_test(test_sparse)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
