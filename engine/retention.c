@@ -144,7 +144,19 @@ static mk_err raw_run(mk_db *db, int is_dry_run, void (*cb)(void *ctx, const mk_
         const mk_block *b = bs->v[i]->b;
         v[i] = (mk_compact_blk){mk_block_seq(b), mk_block_min_ts(b), mk_block_max_ts(b), mk_block_file_bytes(b)};
     }
-    size_t n_plan = mk_retention_plan(v, bs->n, now, db->opts.retention_raw_ms, db->opts.retention_max_bytes, why);
+    /* The cap is on the whole directory's blocks: the tiers' bytes count
+     * too, but raw blocks go first (raw data may expire before its
+     * rollups), so the raw budget is what the tiers leave. */
+    uint64_t cap = db->opts.retention_max_bytes;
+    if (cap) {
+        uint64_t tier_bytes = 0;
+        pthread_mutex_lock(&db->mu);
+        for (size_t t = 0; t < db->n_tiers; t++)
+            for (size_t i = 0; i < db->tiers[t].bs->n; i++) tier_bytes += mk_block_file_bytes(db->tiers[t].bs->v[i]->b);
+        pthread_mutex_unlock(&db->mu);
+        cap = tier_bytes < cap ? cap - tier_bytes : 1;
+    }
+    size_t n_plan = mk_retention_plan(v, bs->n, now, db->opts.retention_raw_ms, cap, why);
     size_t n_drop = 0;
     for (size_t i = 0; i < bs->n && n_plan; i++) {
         if (!why[i]) continue;

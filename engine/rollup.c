@@ -883,6 +883,20 @@ mk_err mk_bucket_iter_next(mk_bucket_iter *it, const mk_bucket **b, size_t *n, m
     return MK_OK;
 }
 
+int mk_db_tier_has_data(mk_db *db, int64_t step_ms, int64_t from_ms, int64_t to_ms)
+{
+    int has = 0;
+    pthread_mutex_lock(&db->mu);
+    for (size_t t = 0; t < db->n_tiers && !has; t++) {
+        if (db->tiers[t].step_ms != step_ms) continue;
+        const mk_blockset *bs = db->tiers[t].bs;
+        for (size_t i = 0; i < bs->n && !has; i++)
+            has = mk_block_max_ts(bs->v[i]->b) >= from_ms && mk_block_min_ts(bs->v[i]->b) < to_ms;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return has;
+}
+
 mk_err mk_db_finest_tier(mk_db *db, uint64_t series_id, int64_t from_ms, int64_t to_ms, int64_t *step_ms,
                          mk_diag *diag)
 {

@@ -1441,7 +1441,7 @@ typedef struct witers {
  * sum, min and max answer without the points' times; 0 = raw samples.
  * *why says which (for EXPLAIN).
  */
-static int64_t rollup_step(const mk_xctx *c, const plan *p, int fn, const char **why)
+static int64_t rollup_step(const mk_xctx *c, const plan *p, int fn, int64_t shift, const char **why)
 {
     *why = "raw (the only tier that can answer: ";
     if (c->tier_mode == MK_QUERY_TIER_RAW) { *why = "raw (the only tier: raw forced)"; return 0; }
@@ -1459,6 +1459,15 @@ static int64_t rollup_step(const mk_xctx *c, const plan *p, int fn, const char *
     int64_t iv = p->iv / 1000000, off = p->off / 1000000;
     for (size_t i = n; i-- > 0;) {
         if (iv % steps[i] == 0 && (off % steps[i] + steps[i]) % steps[i] == 0) {
+            /* A tier with nothing in the range (the current week is not
+             * rolled up) would only turn every bucket into a raw decode and
+             * give up max()/min() chunk pruning. */
+            int64_t lo = p->lo <= MK_X_MIN_TIME_NS ? INT64_MIN / 2 : sat_sub(p->lo, shift) / 1000000;
+            int64_t hi = p->hi >= MK_X_MAX_TIME_NS ? INT64_MAX / 2 : sat_sub(p->hi, shift) / 1000000 + 1;
+            if (!mk_db_tier_has_data(c->db, steps[i], lo, hi)) {
+                *why = "raw (no rollup block covers the range yet)";
+                return 0;
+            }
             *why = "rollup";
             return steps[i];
         }
@@ -1801,7 +1810,7 @@ static mk_err run_fast(mk_xctx *c, plan *p, uint32_t si, int64_t shift, agg *st)
     /* a lone min()/max() needs its point's time, which summaries do not keep */
     r.use_sum = !c->no_summaries && !(p->is_selector_time && (s->fn == F_MIN || s->fn == F_MAX));
     const char *why;
-    r.roll_step = rollup_step(c, p, s->fn, &why);
+    r.roll_step = rollup_step(c, p, s->fn, shift, &why);
     /* (put-off chunks are re-read by their time span, which the tier part
      * of a split range must not be: no pruning with a tier) */
     r.is_prune = r.use_sum && !r.roll_step && !p->is_selector_time && p->nb > 1 && (s->fn == F_MIN || s->fn == F_MAX);
@@ -2950,7 +2959,7 @@ static mk_err exec_select(mk_xctx *c, const mk_ast_select *sel, int64_t inh_lo, 
         fmt_time(b, sizeof b, p.hi);
         for (uint32_t k = 0; k < p.n_slots; k++) {
             const char *why;
-            int64_t st = is_fast ? rollup_step(c, &p, p.slots[k].fn, &why) : 0;
+            int64_t st = is_fast ? rollup_step(c, &p, p.slots[k].fn, 0, &why) : 0;
             if (!is_fast) why = "raw (the only tier that can answer: not a decomposable aggregate)";
             if (st) {
                 char w[64];

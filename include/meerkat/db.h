@@ -78,8 +78,9 @@ typedef struct mk_options {
     /* ---- retention (engine/retention.c); 0 = keep forever (default) ---- */
     int64_t retention_raw_ms;    /* raw blocks whose newest sample is older
                                     than now − this are dropped whole */
-    uint64_t retention_max_bytes; /* cap on the bytes of all block files:
-                                    past it the oldest raw blocks go */
+    uint64_t retention_max_bytes; /* cap on the bytes of all block files,
+                                    raw and rollup tiers: past it the
+                                    oldest raw blocks go */
 
     /* ---- rollup tiers (engine/rollup.c) ---- */
     int is_rollup_off;           /* 1: no rollup tiers are built or read */
@@ -317,6 +318,10 @@ typedef struct mk_bucket {
 /* The tiers' bucket widths, ascending, into steps_ms[0..cap); returns how
  * many tiers there are (0 with is_rollup_off). */
 size_t mk_db_rollup_steps(mk_db *db, int64_t *steps_ms, size_t cap);
+
+/* 1 when the tier of width step_ms has a block overlapping [from_ms, to_ms)
+ * (any series): the planner reads a tier only then. */
+int mk_db_tier_has_data(mk_db *db, int64_t step_ms, int64_t from_ms, int64_t to_ms);
 
 /*
  * The finest tier that still holds series_id's data over [from_ms, to_ms)

@@ -99,6 +99,11 @@ static void test_planner(void **state)
     }
     assert_int_equal(mk_db_flush(db, &d), MK_OK);
     check_all(db); /* no tier built yet: the bucket iterator answers from raw */
+    {
+        char *e = run(db, "EXPLAIN SELECT mean(v) FROM cpu WHERE time >= 0ms AND time < 8000ms GROUP BY time(1000ms)", 0);
+        if (!strstr(e, "tier: raw (no rollup block covers the range yet)")) fail_msg("EXPLAIN before any tier:\n%s", e);
+        free(e);
+    }
     assert_int_equal(mk_db_compact(db, NULL, &d), MK_OK);
     check_all(db);
     char *s = run(db, "EXPLAIN SELECT mean(v) FROM cpu WHERE time >= 0ms AND time < 8000ms GROUP BY time(1000ms)", 0);
