@@ -842,6 +842,21 @@ mk_err mk_bucket_iter_next(mk_bucket_iter *it, const mk_bucket **b, size_t *n, m
             rc = window_from_raw(it, a, z, diag);
         }
         if (rc) return rc;
+        if (it->step == it->base && it->cur.count == 0) {
+            /* each input bucket is an output bucket (ascending, distinct
+             * starts): append them without merging one by one */
+            if (it->n_out + it->n_in > it->cap_out) {
+                size_t cap = it->cap_out ? it->cap_out : 64;
+                while (cap < it->n_out + it->n_in) cap *= 2;
+                mk_bucket *p = realloc(it->out, cap * sizeof *p);
+                if (!p) return mk_diag_set(diag, MK_ENOMEM, "no memory");
+                it->out = p;
+                it->cap_out = cap;
+            }
+            for (size_t i = 0; i < it->n_in; i++)
+                if (it->in[i].count) it->out[it->n_out++] = it->in[i];
+            it->n_in = 0;
+        }
         for (size_t i = 0; i < it->n_in; i++) {
             const mk_bucket *x = &it->in[i];
             int64_t s = mk_floordiv(x->start_ms, it->step) * it->step;
