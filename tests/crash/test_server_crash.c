@@ -19,7 +19,7 @@
  * while the incident is being written. After the last round a normal start
  * must list every incident seen FIRING, under the same id, still open
  * (the alarm stays within the rule's window), and the notification outbox
- * must hold or have delivered a record for each (meerkat_notifications_pending).
+ * must hold a record for each (meerkat_notifications_pending; no channels).
  */
 #include "testutil.h"
 
@@ -201,7 +201,7 @@ static void test_kill_and_restart(void **state)
             }
         }
         /* a FIRING incident wrote its notification to the outbox in the same
-         * record: each is pending (no channel delivers yet) or delivered */
+         * record; this config has no channels, so every record is still pending */
         mk_httpc c;
         mk_httpc_resp resp;
         mk_httpc_init(&c, "127.0.0.1", s.port);
@@ -209,13 +209,11 @@ static void test_kill_and_restart(void **state)
         const char *pm = strstr(resp.body, "\nmeerkat_notifications_pending ");
         assert_non_null(pm);
         long pending = strtol(pm + strlen("\nmeerkat_notifications_pending "), NULL, 10);
-        const char *dm = strstr(resp.body, "\nmeerkat_notifications_delivered_total ");
-        long delivered = dm ? strtol(dm + strlen("\nmeerkat_notifications_delivered_total "), NULL, 10) : 0;
         mk_httpc_resp_free(&resp);
         mk_httpc_close(&c);
-        printf("%d incidents seen firing before a kill, all present after %d kills; outbox %ld pending, %ld delivered\n",
-               n_fired, ROUNDS, pending, delivered);
-        assert_true(pending + delivered >= n_fired);
+        printf("%d incidents seen firing before a kill, all present after %d kills; outbox %ld pending\n", n_fired,
+               ROUNDS, pending);
+        assert_true(pending >= n_fired);
         assert_int_equal(srv_stop(&s, SIGTERM, 20000), 0);
     }
 
