@@ -18,8 +18,15 @@
  *
  * Options: --chunk N (repeatable), --runs N, --level L (zstd level),
  * --quiet (sizes only), --dump (per-chunk lines: series, n, bytes, codecs).
+ *
+ * Instead of a file, --longhist DAYS SERIES makes the series of
+ * bench/bench_longhist.c's generator in memory (the same formulas, seeds
+ * and start time, one field per series in turn: qps, p95_ms, error_rate,
+ * heartbeat), so issue 4's data can be sized here: --chunk 720 is its 2 h
+ * blocks, --chunk 8192 its compacted ones.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +98,68 @@ static series *load(const char *path, uint32_t *n_series, uint64_t *n_samples)
     }
     fclose(f);
     *n_series = ns;
+    return s;
+}
+
+/* ---- bench_longhist's generator (keep in step with bench/bench_longhist.c) ---- */
+
+#define LH_STEP_MS 10000
+#define LH_T0 ((int64_t)1700006400000)
+
+typedef struct lh_gen {
+    uint64_t rng;
+    double level, mem;
+    int kind;
+} lh_gen;
+
+static inline double lh_unit(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (double)(*s >> 11) * 0x1.0p-53;
+}
+
+static double lh_wave[8640];
+
+static inline double lh_sample(lh_gen *g, int64_t ts)
+{
+    double w = lh_wave[(ts / LH_STEP_MS) % 8640];
+    double n = lh_unit(&g->rng) + lh_unit(&g->rng) + lh_unit(&g->rng) - 1.5;
+    double lam = g->level * 10 * (1.2 + w);
+    switch (g->kind) {
+    case 0: return round(lam + n * 2 * sqrt(lam));
+    case 1: return round((40 + lam * 0.05 + fabs(n) * 6) * 100) / 100;
+    case 2: {
+        double e = 0.004 * (1 + w) + n * 0.004;
+        return e <= 0 ? 0 : round(e * 10000) / 10000;
+    }
+    default: return lh_unit(&g->rng) < 1e-5 ? 0 : 1;
+    }
+}
+
+static series *make_longhist(int days, int n_series, uint32_t *n_out, uint64_t *n_samples)
+{
+    static const char *fields[4] = {"qps", "p95_ms", "error_rate", "heartbeat"};
+    for (int i = 0; i < 8640; i++) lh_wave[i] = sin(2 * M_PI * i / 8640.0);
+    series *s = calloc((size_t)n_series, sizeof *s);
+    uint32_t n = (uint32_t)days * 8640;
+    *n_samples = 0;
+    for (int i = 0; i < n_series; i++) {
+        lh_gen g = {0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), 20 + i % 30, 2e8, i % 4};
+        snprintf(s[i].name, sizeof s[i].name, "m,host=h%03d %s", i, fields[i % 4]);
+        s[i].field = strrchr(s[i].name, ' ') + 1;
+        s[i].n = n;
+        s[i].ts = malloc((size_t)n * 8 + 8);
+        s[i].v = malloc((size_t)n * 8 + 8);
+        if (!s[i].ts || !s[i].v) { fprintf(stderr, "out of memory\n"); exit(1); }
+        for (uint32_t j = 0; j < n; j++) {
+            s[i].ts[j] = LH_T0 + (int64_t)j * LH_STEP_MS;
+            s[i].v[j] = lh_sample(&g, s[i].ts[j]);
+        }
+        *n_samples += n;
+    }
+    *n_out = (uint32_t)n_series;
     return s;
 }
 
@@ -267,17 +336,22 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     uint32_t chunks[8];
-    int n_chunks = 0, runs = 5, level = MK_CODEC_ZSTD_LEVEL, quiet = 0, dump = 0;
+    int n_chunks = 0, runs = 5, level = MK_CODEC_ZSTD_LEVEL, quiet = 0, dump = 0, lh_days = 0, lh_series = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--chunk") && i + 1 < argc && n_chunks < 8) chunks[n_chunks++] = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--level") && i + 1 < argc) level = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
         else if (!strcmp(argv[i], "--dump")) dump = 1;
+        else if (!strcmp(argv[i], "--longhist") && i + 2 < argc) {
+            lh_days = atoi(argv[++i]);
+            lh_series = atoi(argv[++i]);
+        }
         else path = argv[i];
     }
-    if (!path) {
-        fprintf(stderr, "usage: bench_codec [--chunk N]... [--runs N] [--level L] [--quiet] [--dump] FILE.cols\n");
+    if (!path && (lh_days < 1 || lh_series < 1)) {
+        fprintf(stderr, "usage: bench_codec [--chunk N]... [--runs N] [--level L] [--quiet] [--dump] "
+                        "FILE.cols | --longhist DAYS SERIES\n");
         return 2;
     }
     if (!n_chunks) {
@@ -287,8 +361,9 @@ int main(int argc, char **argv)
     if (runs < 1) runs = 1;
     uint32_t ns;
     uint64_t total;
-    series *s = load(path, &ns, &total);
-    printf("%s: %u series, %" PRIu64 " samples\n", path, ns, total);
+    series *s = path ? load(path, &ns, &total) : make_longhist(lh_days, lh_series, &ns, &total);
+    if (path) printf("%s: %u series, %" PRIu64 " samples\n", path, ns, total);
+    else printf("bench_longhist generator, %d days: %u series, %" PRIu64 " samples\n", lh_days, ns, total);
     for (int i = 0; i < n_chunks; i++) {
         if (chunks[i] < 1 || chunks[i] > MK_CHUNK_MAX_SAMPLES) continue;
         run_chunk_size(s, ns, total, chunks[i], runs, level, quiet, dump);

@@ -372,15 +372,15 @@ static inline unsigned rans_sym(uint64_t z, unsigned k, unsigned S, uint64_t *h)
 }
 
 /* Estimated bits of the RANS layout at low-bit count k. */
-static double rans_estimate(const uint64_t *z, uint32_t m, unsigned k)
+static double rans_estimate(const uint64_t *z, uint32_t m, unsigned k, uint32_t sample)
 {
     uint32_t hist[RANS_MAX_SYM] = {0};
     uint64_t h = 0, nnz = 0;
     double extra = 0;
     unsigned top = 0;
-    /* Long streams: a systematic sample of ~1024 values is enough to rank
-     * the candidates; scaled back to m below. */
-    uint32_t step = m > 2048 ? m / 1024 : 1, taken = 0;
+    /* Long streams: a systematic sample of ~sample values is enough to
+     * rank the candidates; scaled back to m below. */
+    uint32_t step = m >= 2 * sample ? m / sample : 1, taken = 0;
     for (uint32_t i = 0; i < m; i += step, taken++) {
         unsigned s = rans_sym(z[i], k, RANS_MAX_SYM, &h);
         hist[s]++;
@@ -630,6 +630,54 @@ static mk_err int_encode(mk_codec *c, const uint64_t *z, uint32_t m, mk_buf *out
     return rc;
 }
 
+/* The RANS low-bit count: the best estimate among the few values around
+ * the median width of the non-zero values (the optimum sits a little below
+ * log2 of the spread, and the cost curve is flat there). wh[b] = how many
+ * of the n_wh values looked at (all of z[0..m), or a sample) are b bits
+ * wide. *est_bits = the estimated stream size. */
+static unsigned rans_pick_k(const uint64_t *z, uint32_t m, const uint32_t *wh, uint32_t n_wh, uint32_t sample,
+                            double *est_bits)
+{
+    uint32_t nz = n_wh - wh[0], acc = 0;
+    unsigned wmed = 1;
+    for (unsigned b = 1; b <= 64 && nz; b++) {
+        acc += wh[b];
+        if (acc * 2 >= nz) { wmed = b; break; }
+    }
+    unsigned lo = wmed > 6 ? wmed - 6 : 0;
+    unsigned hi = wmed - 1;
+    double best = 0;
+    unsigned k = lo;
+    for (unsigned kk = lo; kk <= hi; kk++) {
+        double e = rans_estimate(z, m, kk, sample);
+        if (kk == lo || e < best) { best = e; k = kk; }
+    }
+    *est_bits = best;
+    return k;
+}
+
+/* Estimated bytes of the integer stream z[0..m) as int_encode would write
+ * it (the chooser's size model, for comparing predictors), from a sample
+ * of ~256 values (enough to rank two predictors: the encode cost of
+ * short chunks matters at ingest). */
+static double int_estimate_bytes(const uint64_t *z, uint32_t m)
+{
+    if (m == 0) return 0;
+    uint64_t all = 0;
+    uint32_t wh[65] = {0};
+    for (uint32_t i = 0; i < m; i++) all |= z[i];
+    uint32_t step = m >= 512 ? m / 256 : 1, taken = 0;
+    for (uint32_t i = 0; i < m; i += step, taken++) wh[mk_bits_width(z[i])]++;
+    unsigned w = mk_bits_width(all);
+    if (w == 0) return 1;
+    double pack = 2 + (double)(((uint64_t)m * w + 7) >> 3);
+    if (m < 16) return pack;
+    double bits = 0;
+    rans_pick_k(z, m, wh, taken, 256, &bits);
+    double rans = 2 + bits / 8;
+    return rans < pack ? rans : pack;
+}
+
 static mk_err int_encode_(mk_codec *c, const uint64_t *z, uint32_t m, mk_buf *out)
 {
     if (m == 0) return MK_OK;
@@ -653,28 +701,14 @@ static mk_err int_encode_(mk_codec *c, const uint64_t *z, uint32_t m, mk_buf *ou
         return rc;
     }
 
-    /* Low-bit count: forced, or the best estimate among the few values
-     * around the median width of the non-zero values (the optimum sits a
-     * little below log2 of the spread, and the cost curve is flat there). */
+    /* Low-bit count: forced, or estimated. */
     unsigned k;
     if (forced(c, c->force.int_k)) {
         k = (unsigned)c->force.int_k;
         if (k >= w) k = w - 1;
     } else {
-        uint32_t nz = m - wh[0], acc = 0;
-        unsigned wmed = 1;
-        for (unsigned b = 1; b <= 64 && nz; b++) {
-            acc += wh[b];
-            if (acc * 2 >= nz) { wmed = b; break; }
-        }
-        unsigned lo = wmed > 6 ? wmed - 6 : 0;
-        unsigned hi = wmed - 1;
-        double best = 0;
-        k = lo;
-        for (unsigned kk = lo; kk <= hi; kk++) {
-            double e = rans_estimate(z, m, kk);
-            if (kk == lo || e < best) { best = e; k = kk; }
-        }
+        double est = 0;
+        k = rans_pick_k(z, m, wh, m, 1024, &est);
     }
 
     size_t start = out->len;
@@ -864,15 +898,39 @@ static inline uint64_t mean_round(uint64_t sum, unsigned s)
     return ((sum + half + off) >> s) - (off >> s);
 }
 
+/* Is pred one of the predictors that store the minimum as base and one
+ * residual per value (FOR, ZMEAN*)? */
+static inline int pred_has_min_base(unsigned pred)
+{
+    return pred == MK_CODEC_PRED_FOR || (pred >= MK_CODEC_PRED_ZMEAN2 && pred <= MK_CODEC_PRED_ZMEAN32);
+}
+
 /* Residuals of k[0..n) under predictor pred into z; returns m, the stream
- * length, and the base stored in the column (min for FOR, k[0] otherwise). */
+ * length, and the base stored in the column (min for FOR and ZMEAN, k[0]
+ * otherwise). */
 static uint32_t predict(unsigned pred, const int64_t *k, uint32_t n, uint64_t *z, int64_t *base)
 {
-    if (pred == MK_CODEC_PRED_FOR) {
+    if (pred_has_min_base(pred)) {
         int64_t mn = k[0];
         for (uint32_t i = 1; i < n; i++) mn = k[i] < mn ? k[i] : mn;
-        for (uint32_t i = 0; i < n; i++) z[i] = (uint64_t)k[i] - (uint64_t)mn;
         *base = mn;
+        if (pred == MK_CODEC_PRED_FOR) {
+            for (uint32_t i = 0; i < n; i++) z[i] = (uint64_t)k[i] - (uint64_t)mn;
+            return n;
+        }
+        /* ZMEAN: a value at the floor is the residual 0 whatever the
+         * prediction (a clipped gauge sits there for long stretches, where a
+         * mean would predict above it); the window starts as copies of the
+         * floor. |k| <= 2^53, so zigzag(k - p) + 1 cannot wrap. */
+        unsigned s = pred - MK_CODEC_PRED_ZMEAN2 + 1; /* window 2^s */
+        uint32_t w = 1u << s;
+        uint64_t sum = (uint64_t)mn * w;
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t p = (int64_t)mean_round(sum, s);
+            z[i] = k[i] == mn ? 0 : mk_zigzag(k[i] - p) + 1;
+            uint64_t old = i >= w ? (uint64_t)k[i - w] : (uint64_t)mn;
+            sum += (uint64_t)k[i] - old;
+        }
         return n;
     }
     *base = k[0];
@@ -912,6 +970,25 @@ static inline void unpredict_(unsigned pred, int64_t base, const uint64_t *z, ui
 {
     if (pred == MK_CODEC_PRED_FOR) {
         for (uint32_t i = 0; i < n; i++) EMIT(i, (uint64_t)base + z[i]);
+        return;
+    }
+    if (pred >= MK_CODEC_PRED_ZMEAN2) {
+        unsigned s = pred - MK_CODEC_PRED_ZMEAN2 + 1;
+        uint32_t w = 1u << s, i = 0;
+        uint64_t b = (uint64_t)base, sum = b * w;
+        /* z - 1 wraps to UINT64_MAX for z == 0; the select drops that. */
+#define ZMEAN_NEXT() (z[i] ? mean_round(sum, s) + (uint64_t)mk_unzigzag(z[i] - 1) : b)
+        for (; i < n && i < w; i++) {
+            uint64_t v = ZMEAN_NEXT();
+            EMIT(i, v);
+            sum += v - b;
+        }
+        for (; i < n; i++) {
+            uint64_t v = ZMEAN_NEXT();
+            EMIT(i, v);
+            sum += v - (uint64_t)k[i - w];
+        }
+#undef ZMEAN_NEXT
         return;
     }
     uint64_t prev = (uint64_t)base;
@@ -956,32 +1033,29 @@ static void unpredict(unsigned pred, int64_t base, const uint64_t *z, uint32_t n
     else unpredict_(pred, base, z, n, k, vals, 0, 1.0);
 }
 
-/* The predictor whose residuals have the fewest significant bits in all
- * (a cheap proxy of their coded size), all candidates in one pass. */
-static unsigned choose_pred(const int64_t *k, uint32_t n, int64_t *hist)
+/* Sums the proxy costs of every candidate over k[1..n) into cost (one pass;
+ * has_z adds the ZMEAN ones). Inlined twice with has_z constant. */
+static inline __attribute__((always_inline)) void pred_costs(const int64_t *k, uint32_t n, const int64_t *hist,
+                                                             int64_t mn, uint64_t *cost, int has_z)
 {
-    /* hist[i + 32] = k[i], preceded by 32 copies of k[0]: the window
-     * history of every mean predictor without a branch. */
-    for (unsigned i = 0; i < 32; i++) hist[i] = k[0];
-    memcpy(hist + 32, k, (size_t)n * sizeof *k);
     enum { NW = MK_CODEC_PRED_MEAN32 - MK_CODEC_PRED_MEAN2 + 1 }; /* 5, unrolled below */
-    uint64_t cost[MK_CODEC_PRED_COUNT] = {0};
     uint64_t sum[NW];
-    int64_t mn = k[0];
-    for (uint32_t i = 1; i < n; i++) mn = k[i] < mn ? k[i] : mn;
     for (unsigned j = 0; j < NW; j++) sum[j] = (uint64_t)k[0] << (j + 1);
-    cost[MK_CODEC_PRED_FOR] = mk_bits_width((uint64_t)k[0] - (uint64_t)mn);
     for (uint32_t i = 1; i < n; i++) {
         int64_t v = k[i];
         cost[MK_CODEC_PRED_FOR] += mk_bits_width((uint64_t)v - (uint64_t)mn);
         cost[MK_CODEC_PRED_PREV] += mk_bits_width(mk_zigzag(v - k[i - 1]));
         int64_t lin = i >= 2 ? 2 * k[i - 1] - k[i - 2] : k[0];
         cost[MK_CODEC_PRED_LIN] += mk_bits_width(mk_zigzag(v - lin));
-        /* Unrolled by hand so every shift is a constant. */
+        /* Unrolled by hand so every shift is a constant. ZMEAN is priced
+         * with the MEAN windows (which start from k[0], not the floor: a
+         * proxy, like the rest). */
 #define MEAN_CAND(j)                                                                   \
     do {                                                                               \
         int64_t p_ = (int64_t)mean_round(sum[j], (j) + 1);                             \
-        cost[MK_CODEC_PRED_MEAN2 + (j)] += mk_bits_width(mk_zigzag(v - p_));           \
+        uint64_t z_ = mk_zigzag(v - p_);                                               \
+        cost[MK_CODEC_PRED_MEAN2 + (j)] += mk_bits_width(z_);                          \
+        if (has_z) cost[MK_CODEC_PRED_ZMEAN2 + (j)] += v == mn ? 0 : mk_bits_width(z_ + 1);\
         sum[j] += (uint64_t)v - (uint64_t)hist[i + 32 - (2u << (j))];                   \
     } while (0)
         MEAN_CAND(0);
@@ -991,8 +1065,41 @@ static unsigned choose_pred(const int64_t *k, uint32_t n, int64_t *hist)
         MEAN_CAND(4);
 #undef MEAN_CAND
     }
+}
+
+/* The predictor whose residuals have the fewest significant bits in all
+ * (a cheap proxy of their coded size), all candidates in one pass. ZMEAN is
+ * a candidate only in chunks of ZMEAN_MIN_N values or more (compaction's:
+ * a day-long chunk holds the long floor runs that ZMEAN pays for, a 2 h
+ * one rarely, and short chunks are encoded at ingest, where the chooser's
+ * cost counts) with at least 1/64 of the values at the minimum (otherwise
+ * it is MEAN plus a bit). */
+#define ZMEAN_MIN_N 2048
+static unsigned choose_pred(const int64_t *k, uint32_t n, int64_t *hist)
+{
+    /* hist[i + 32] = k[i], preceded by 32 copies of k[0]: the window
+     * history of every mean predictor without a branch. */
+    for (unsigned i = 0; i < 32; i++) hist[i] = k[0];
+    memcpy(hist + 32, k, (size_t)n * sizeof *k);
+    uint64_t cost[MK_CODEC_PRED_COUNT] = {0};
+    int64_t mn = k[0];
+    uint32_t n_floor = 1;
+    for (uint32_t i = 1; i < n; i++) {
+        if (k[i] < mn) n_floor = 0;
+        mn = k[i] < mn ? k[i] : mn;
+        n_floor += k[i] == mn;
+    }
+    int has_z = n >= ZMEAN_MIN_N && n_floor >= n / 64;
+    cost[MK_CODEC_PRED_FOR] = mk_bits_width((uint64_t)k[0] - (uint64_t)mn);
+    if (has_z) {
+        for (unsigned p = MK_CODEC_PRED_ZMEAN2; p <= MK_CODEC_PRED_ZMEAN32; p++)
+            cost[p] = k[0] == mn ? 0 : mk_bits_width(mk_zigzag(k[0] - mn) + 1);
+        pred_costs(k, n, hist, mn, cost, 1);
+    } else {
+        pred_costs(k, n, hist, mn, cost, 0);
+    }
     unsigned best = MK_CODEC_PRED_PREV;
-    for (unsigned p = 0; p < MK_CODEC_PRED_COUNT; p++)
+    for (unsigned p = 0; p < (has_z ? MK_CODEC_PRED_COUNT : MK_CODEC_PRED_ZMEAN2); p++)
         if (cost[p] < cost[best]) best = p;
     return best;
 }
@@ -1126,14 +1233,25 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
     /* Predictor: the cheapest by the size proxy (or the forced one). */
     unsigned pred = MK_CODEC_PRED_PREV;
     int64_t base = 0;
+    uint32_t m = 0; /* residuals already in c->z, or 0 */
     if (forced(c, c->force.pred) && c->force.pred < MK_CODEC_PRED_COUNT) {
         pred = (unsigned)c->force.pred;
     } else if (k_min == k_max) {
         pred = MK_CODEC_PRED_FOR; /* constant: an all-zero stream */
     } else if (n > 2) {
         pred = choose_pred(c->k, n, c->khist);
+        /* The proxy prices a run at the floor alike under ZMEAN and FOR:
+         * between those two, the estimated coded size decides. */
+        if (pred >= MK_CODEC_PRED_ZMEAN2) {
+            m = predict(pred, c->k, n, c->z, &base); /* kept if it stays the pick */
+            uint32_t m2 = predict(MK_CODEC_PRED_FOR, c->k, n, c->z2, &base);
+            if (int_estimate_bytes(c->z2, m2) < int_estimate_bytes(c->z, m)) {
+                pred = MK_CODEC_PRED_FOR;
+                m = 0;
+            }
+        }
     }
-    uint32_t m = predict(pred, c->k, n, c->z, &base);
+    if (!m) m = predict(pred, c->k, n, c->z, &base);
 
     mk_err rc = put_u8(out, (uint8_t)e_best);
     if (!rc) rc = put_u8(out, (uint8_t)(pred | (has_ulp ? SCALED_HAS_ULP : 0)));
@@ -1185,7 +1303,7 @@ static mk_err scaled_decode(mk_codec *c, rd *r, uint32_t n, double *vals, mk_dia
     }
     rc = rd_uvarint(r, &base, diag);
     if (rc) return rc;
-    uint32_t m = pred == MK_CODEC_PRED_FOR ? n : n - 1;
+    uint32_t m = pred_has_min_base(pred) ? n : n - 1;
     if (!has_ulp) {
         rc = int_decode(c, r, m, c->z, diag);
         if (rc) return rc;

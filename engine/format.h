@@ -70,7 +70,12 @@
 #define MK_CODEC_PRED_MEAN8 5
 #define MK_CODEC_PRED_MEAN16 6
 #define MK_CODEC_PRED_MEAN32 7
-#define MK_CODEC_PRED_COUNT 8
+#define MK_CODEC_PRED_ZMEAN2 8 /* base = min(k): 0 if k == base, else zigzag(k - mean of 2^s) + 1; */
+#define MK_CODEC_PRED_ZMEAN4 9 /* window 2, 4, .., 32 starting as copies of base, one residual */
+#define MK_CODEC_PRED_ZMEAN8 10 /* per value (clipped gauges: error rates floored at 0) */
+#define MK_CODEC_PRED_ZMEAN16 11
+#define MK_CODEC_PRED_ZMEAN32 12
+#define MK_CODEC_PRED_COUNT 13
 /* ...and the layout byte of an integer stream. */
 #define MK_CODEC_INT_ZERO 0    /* every value 0: nothing stored */
 #define MK_CODEC_INT_PACK 1    /* fixed-width bit-packing */

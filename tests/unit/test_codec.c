@@ -492,6 +492,94 @@ static void damage(ctx *x, const int64_t *ts, const double *v, uint32_t n, const
     free(dv);
 }
 
+/* Data with a floor (the shape ZMEAN is for) and its adversaries. */
+enum { Z_CLIPPED, Z_ALL_FLOOR, Z_ONE_ABOVE, Z_HUGE, Z_NEG_FLOOR, Z_RANDOM_DEC, Z_KINDS };
+
+static void gen_floor(mk_rng *r, int kind, double *v, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        switch (kind) {
+        case Z_CLIPPED: { /* an error rate: a daily wave plus noise, floored at 0 */
+            double e = 40 * (1 + sin((double)i * 0.01)) + 40 * (mk_rng_unit(r) * 3 - 1.5);
+            v[i] = e <= 0 ? 0 : round(e) / 10000;
+            break;
+        }
+        case Z_ALL_FLOOR: v[i] = 0.25; break;
+        case Z_ONE_ABOVE: v[i] = i == n / 2 ? 7.5 : -3.5; break;
+        case Z_HUGE: /* k at both ends of the exact range, and the floor between */
+            v[i] = i % 3 == 0 ? 9007199254740992.0 : i % 3 == 1 ? -9007199254740992.0 : (double)mk_rng_below(r, 5);
+            break;
+        case Z_NEG_FLOOR: v[i] = mk_rng_below(r, 3) ? -1e6 : -1e6 + (double)mk_rng_below(r, 1000) / 100; break;
+        default: v[i] = dec(r, (int)mk_rng_below(r, 3), 1000); break;
+        }
+    }
+}
+
+/* Reads the predictor byte of a SCALED payload (FORMAT.md, "Chunk payload":
+ * u8 ts | u8 val | uvarint n | uvarint ts_len | ts column | u8 e | u8 pred). */
+static int payload_pred(const uint8_t *p, size_t len)
+{
+    if (len < 4 || p[1] != MK_CODEC_VAL_SCALED) return -1;
+    size_t o = 2;
+    uint64_t n = 0, tl = 0;
+    o += mk_get_uvarint(p + o, len - o, &n);
+    o += mk_get_uvarint(p + o, len - o, &tl);
+    o += (size_t)tl;
+    return o + 1 < len ? (p[o + 1] & 0x7f) : -1;
+}
+
+/* The ZMEAN predictors: every window x layout x a few low-bit counts, on
+ * floored and adversarial data, n = 1..40 and the sizes around the two-state
+ * rANS threshold up to the maximum; and the automatic choice takes ZMEAN on
+ * a clipped gauge. */
+static void test_zmean(void **state)
+{
+    ctx *x = *state;
+    const uint64_t seed = 0xc0dec005;
+    printf("test_zmean seed=0x%" PRIx64 "\n", seed);
+    mk_rng r = {seed};
+    int64_t *ts = malloc(N_MAX * sizeof *ts);
+    double *v = malloc(N_MAX * sizeof *v);
+    static const uint32_t big[] = {100, 1023, 1024, 1025, 4097, N_MAX - 1, N_MAX};
+    uint64_t ok = 0;
+    for (uint32_t si = 0; si < 40 + sizeof big / sizeof big[0]; si++) {
+        uint32_t n = si < 40 ? si + 1 : big[si - 40];
+        for (int zk = 0; zk < Z_KINDS; zk++) {
+            gen_ts(&r, TS_REGULAR, ts, n);
+            gen_floor(&r, zk, v, n);
+            assert_int_equal(roundtrip(x, ts, v, n, NULL), MK_OK);
+            for (int p = MK_CODEC_PRED_ZMEAN2; p <= MK_CODEC_PRED_ZMEAN32; p++)
+                for (int m = 0; m < MK_CODEC_INT_COUNT; m++)
+                    for (int ki = 0; ki < (n > 1100 ? 1 : 4); ki++) {
+                        static const int ks[] = {-1, 0, 5, 60};
+                        mk_codec_force f = no_force;
+                        f.val_codec = MK_CODEC_VAL_SCALED;
+                        f.pred = p;
+                        f.int_mode = m;
+                        f.int_k = ks[ki];
+                        f.zstd = (p + m + ki) % 4 == 0;
+                        assert_int_equal(roundtrip(x, ts, v, n, &f), MK_OK);
+                        if (!(x->out.data[1] & MK_CODEC_ZSTD_FLAG)) /* else inside the frame */
+                            assert_int_equal(payload_pred(x->out.data, x->out.len), p);
+                        ok++;
+                    }
+        }
+    }
+    printf("  %" PRIu64 " forced ZMEAN round trips\n", ok);
+    /* A clipped gauge, a day of it: the floor runs make ZMEAN the pick. */
+    gen_ts(&r, TS_REGULAR, ts, N_MAX);
+    for (uint32_t i = 0; i < N_MAX; i++) {
+        double e = 40 * (1 + sin((double)i * 2 * M_PI / 8640)) + 40 * (mk_rng_unit(&r) * 3 - 1.5);
+        v[i] = e <= 0 ? 0 : round(e) / 10000;
+    }
+    assert_int_equal(roundtrip(x, ts, v, N_MAX, NULL), MK_OK);
+    int pred = payload_pred(x->out.data, x->out.len);
+    printf("  clipped gauge: %zu bytes, predictor %d\n", x->out.len, pred);
+    assert_true(pred >= MK_CODEC_PRED_ZMEAN2 && pred <= MK_CODEC_PRED_ZMEAN32);
+    free(ts);
+    free(v);
+}
+
 static void test_damaged_payloads(void **state)
 {
     ctx *x = *state;
@@ -521,6 +609,20 @@ static void test_damaged_payloads(void **state)
             f.val_codec = MK_CODEC_VAL_RAW;
             f.zstd = 1;
             damage(x, ts, v, n, &f, &r, &n_corrupt, &n_ok);
+        }
+    /* ZMEAN columns on floored data, every window, PACK and RANS */
+    for (size_t si = 0; si < 5; si++)
+        for (int zk = 0; zk < Z_KINDS; zk++) {
+            uint32_t n = sizes[si];
+            gen_ts(&r, TS_REGULAR, ts, n);
+            gen_floor(&r, zk, v, n);
+            for (int p = MK_CODEC_PRED_ZMEAN2; p <= MK_CODEC_PRED_ZMEAN32; p++) {
+                mk_codec_force f = no_force;
+                f.val_codec = MK_CODEC_VAL_SCALED;
+                f.pred = p;
+                f.int_mode = MK_CODEC_INT_PACK + (p + zk) % 2;
+                damage(x, ts, v, n, &f, &r, &n_corrupt, &n_ok);
+            }
         }
     printf("  damaged payloads: %" PRIu64 " reported corrupt, %" PRIu64 " decoded (flips in value bits)\n",
            n_corrupt, n_ok);
@@ -553,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fuzz_split_wide_low_bits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zmean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_payloads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

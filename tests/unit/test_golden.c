@@ -1520,7 +1520,8 @@ static void chunk_coverage(coverage *cv, const uint8_t *p, size_t len)
             v.off += 8;
         }
         rd_uv(&v); /* zigzag(base) */
-        uint64_t m = (pred & 0x7f) == MK_CODEC_PRED_FOR ? n : n - 1;
+        unsigned pr = pred & 0x7f;
+        uint64_t m = pr == MK_CODEC_PRED_FOR || (pr >= MK_CODEC_PRED_ZMEAN2 && pr <= MK_CODEC_PRED_ZMEAN32) ? n : n - 1;
         if (pred & 0x80) {
             cv->ulp_columns++;
             uint64_t res_len = rd_uv(&v);
@@ -1593,11 +1594,116 @@ static void test_codec_coverage(void **state)
     for (int l = 0; l < MK_CODEC_INT_COUNT; l++)
         if (!cv.layouts[l]) fail_msg("no integer stream with layout %d", l);
     assert_true(cv.rans_two_state > 0);
-    for (int pr = 0; pr < MK_CODEC_PRED_COUNT; pr++)
+    /* Version 1's predictors (0..MEAN32); the ZMEAN ones came later and
+     * have their own golden payloads (test_codec_payloads_zmean). */
+    for (int pr = 0; pr <= MK_CODEC_PRED_MEAN32; pr++)
         if (!cv.preds[pr]) fail_msg("no scaled column with predictor %d", pr);
     assert_true(cv.ulp_columns > 0);
     assert_true(cv.exceptions > 0);
     assert_true(cv.index_codecs[0] > 0 && cv.index_codecs[1] > 0);
+}
+
+/* ---- golden chunk payloads of codecs added after v1 ----------------------
+ *
+ * Payloads with the ZMEAN predictors (format.h ids 8..12), made once by the
+ * encoder that introduced them (2026-12-02) and pasted here as hex: like
+ * the v1 files they are never regenerated; every later build must decode
+ * them to the samples of zg_value(). The reference is that formula, not the
+ * engine. Cases: window 2 / PACK; 4 / RANS; 8 / RANS with two states
+ * (1100 values); 16 / with ulp corrections (every 7th value from 3 one ulp
+ * up, unless 0); 32 / PACK under the zstd stage. Timestamps 1700000000000 +
+ * 10 s * i (TS_CONST). */
+static double zg_value(int c, uint32_t i)
+{
+    int64_t e = 40 + (int64_t)((i * 37u + (uint32_t)c * 11u) % 101u) - 60 + ((i / 16) % 4 == 0 ? -40 : 0);
+    return e <= 0 ? 0.0 : (double)e / 10000.0;
+}
+
+static const struct {
+    int pred;
+    uint32_t n;
+    int has_ulp;
+    const char *hex;
+} zg_cases[] = {
+    {MK_CODEC_PRED_ZMEAN2, 40, 0,
+    "0212280880a0abfef962904e04080000010800001d00003100004500140000230000873e0b6f5c0b00046100076b5c0b"
+    "6f5c0b00026500096f5c"},
+    {MK_CODEC_PRED_ZMEAN4, 300, 0,
+    "0212ac020880a0abfef962904e0409000002031378214282cd09041487471888300859167864e2786788b90085d7fdeb"
+    "00093ffdfdb74d6cc59068ec2b1f156d05f76f1dff0f7cd7fd345c24e30c25710765d6a3332558663eaa4d87b242f20f"
+    "7168e88fde97bb2b6b5af900cd100fd60829eeb4084efa2b51ad4b72c523679cebaf793669f6465666cfa4719bfe87b9"
+    "37e0848c47a873aba871662f250052e039b8a56292c929346e4e275470aa3d52b0a19ad32d0d1171720a8d9ad32d1502"
+    "668f9a4ea8e054934344dc9c4ea8e62496d2511a35a75b2a26999c42e3e6744231e1d1ba399d50cde99606"},
+    {MK_CODEC_PRED_ZMEAN8, 1100, 0,
+    "0212cc080880a0abfef962904e040a000002013ff0808484c2458c4333c117e590298ea3640e0f81114810588c288982"
+    "8d0d058988416d0c5c8e8682ba31281c020ec904ac348c12c8436662c56d30c77d535814db7c8641690d1d2aaccdf426"
+    "5f56022a470b2a098f48472190d55653e418ab5cefe0ac020097789918c0198c5a2ca8b190a05b03019c033fc50ce0e3"
+    "e7017cdb60dd7ab69d82e208dee3e027f51b256dd5855a6944bf36b3e14f15bb075a63bef4b426ee602da96c624dac7b"
+    "b0dee29bf32f14e252f83b0a161c5cf47fe54adf7f70f4a694ec5e3b1edf071c79b3bb5fdb744e64bf6bc3953243e3a8"
+    "956ff249666f833446113953f3dd1c48b9ce2cd66fd357f6123a1107a7bafa0e6a6826122c39c31ffcce529d8f7479b9"
+    "d8cd4c9fb5cfb8ac3a38891e16eb2f72a3610ca5f5416039dcab78a9be5ec832938096a7964d5631198b57c93ced5b11"
+    "4cd15e73f6ff0c76e6aa6e580765b750ce00ba5417070825e29561d2228c8931112f738b956baac396265bcb2d58e0c4"
+    "cb4b59e29c864514d5603a2dc32e051b8896aa0b80e681a3c78f1f0c814ec86b0477868a521887f812e02a848ed10d61"
+    "74120c771c2ef31684e94f70f579c9825195aeccdade5cc6a8f6a2c1106754d9a941d922a412a8fd9059805c2e9b508f"
+    "68d5d82fdef22c7c97a2dde78c82d1a77f9f1ed4d60434a1f7656c6aa6808ce860530bcf7751829afbab385868e722a5"
+    "69810f6fe531de7ca733c3e11668c7a29fcd5790a1ceb5246ab9303a59c36482bb3310810854b738b3b399b04e7f8e76"
+    "4c4d58be0289999d9886f08a65bad8c1269063a833b84238904fff7c3071daa8d3ab54ae9eaa80b33a97a671a9c8fe29"
+    "92bcbd717599aca8201c66f199e6e6fa0b1f9d5541fbaed6406fad555d050a030b000310a852a4a83890a24a91a24841"
+    "45952225428a2a458a921429aa14a900525454294ba44851a5c8429522459516408a14159504aa1429aa5c5051a54851"
+    "a4a04a91a2122045952245498a8a2a452a8014558a941329525429b2a4485151a505"},
+    {MK_CODEC_PRED_ZMEAN16, 64, 1,
+    "0212400880a0abfef962904e048b00003a0107800a0070020072004112f000004280db9ff103149a804956153a934e00"
+    "4a0e5088e22a61d50820c9010e535c05006a011045dde4cb0a0128020003184108132207df136975ea185100"},
+    {MK_CODEC_PRED_ZMEAN32, 200, 0,
+    "8292c8010e08000041000080a0abfef962904ece010000450500228b2526f0acda1accc81b97bf59a16339772c066e5a"
+    "02d68450788312aa7a0b647e78775a47f99728056300d7cf2e6cc3c0f8403acc504e017ab4aacbba2643efd05b73de8d"
+    "7fbcf759059475f1fa4ebedec374e93c5269b741485e582c5e1398cc399df097ab8f7e3b3270541fad2fe8600d10a4c3"
+    "ca1a68dac9ba48a59d258272839d7c2a042014df12daa62df8efb18726f86ec979c713050006c3c9c534c15e0906f4b7"
+    "9419"},
+};
+
+static void test_codec_payloads_zmean(void **state)
+{
+    (void)state;
+    mk_codec *c = NULL;
+    assert_int_equal(mk_codec_new(&c), MK_OK);
+    int64_t *ts = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *ts);
+    double *v = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *v);
+    uint8_t *p = malloc(8192);
+    for (size_t k = 0; k < sizeof zg_cases / sizeof zg_cases[0]; k++) {
+        size_t len = strlen(zg_cases[k].hex) / 2;
+        assert_true(len <= 8192);
+        for (size_t j = 0; j < len; j++) {
+            unsigned b = 0;
+            assert_int_equal(sscanf(zg_cases[k].hex + 2 * j, "%2x", &b), 1);
+            p[j] = (uint8_t)b;
+        }
+        /* the predictor byte at its documented place (uncompressed cases) */
+        if (p[1] == MK_CODEC_VAL_SCALED) {
+            rd r = {p, len, 2};
+            rd_uv(&r);
+            uint64_t ts_len = rd_uv(&r);
+            assert_int_equal(p[r.off + ts_len + 1] & 0x7f, zg_cases[k].pred);
+            assert_int_equal((p[r.off + ts_len + 1] & 0x80) != 0, zg_cases[k].has_ulp);
+        } else {
+            assert_int_equal(p[1], MK_CODEC_VAL_SCALED | MK_CODEC_ZSTD_FLAG);
+        }
+        uint32_t got = 0;
+        mk_diag d = {0};
+        if (mk_codec_decode(c, p, len, ts, v, MK_CHUNK_MAX_SAMPLES, &got, &d)) fail_msg("case %zu: %s", k, d.msg);
+        assert_int_equal(got, zg_cases[k].n);
+        for (uint32_t i = 0; i < got; i++) {
+            double want = zg_value((int)k, i);
+            if (zg_cases[k].has_ulp && i % 7 == 3 && want != 0) want = nextafter(want, 1.0);
+            assert_int_equal(ts[i], 1700000000000LL + 10000LL * i);
+            if (mk_f64_bits(v[i]) != mk_f64_bits(want))
+                fail_msg("case %zu sample %u: %.17g, want %.17g", k, i, v[i], want);
+        }
+    }
+    free(p);
+    free(ts);
+    free(v);
+    mk_codec_free(c);
 }
 
 int main(void)
@@ -1609,6 +1715,7 @@ int main(void)
         cmocka_unit_test(test_read_write_then_flush),
         cmocka_unit_test(test_verify_blocks_index_wal),
         cmocka_unit_test(test_codec_coverage),
+        cmocka_unit_test(test_codec_payloads_zmean),
     };
     printf("golden files: %s\n", V1_DIR);
     return cmocka_run_group_tests(tests, NULL, NULL);
