@@ -658,16 +658,9 @@ void mk_alerts_close(mk_alerts *a)
     free(a);
 }
 
-void mk_alerts_on_beat(mk_alerts *a, const char *monitor, int64_t ts_ms, double status)
+void mk_alerts_on_beat(mk_alerts *a, uint64_t status_series_id, int64_t ts_ms, double status)
 {
-    if (!a) return;
-    mk_matcher mt = {.key = "monitor", .value = monitor, .is_negated = 0};
-    uint64_t *ids = NULL;
-    size_t n = 0;
-    if (mk_db_find_series(a->db, "heartbeat", &mt, 1, "status", &ids, &n, NULL) != MK_OK) return;
-    /* the monitor tag is the only tag of a heartbeat series: one id */
-    for (size_t i = 0; i < n; i++) mk_rule_engine_on_sample(a->eng, ids[i], ts_ms, status);
-    free(ids);
+    if (a) mk_rule_engine_on_sample(a->eng, status_series_id, ts_ms, status);
 }
 
 /* ---- /api/incidents --------------------------------------------------------- */

@@ -57,9 +57,10 @@ mk_err mk_alerts_open(mk_db *db, const char *data_dir, const mk_rule_set *config
  * the engine (compacting the incident log) and frees. Accepts NULL. */
 void mk_alerts_close(mk_alerts *a);
 
-/* A heartbeat of monitor was just stored as `heartbeat,monitor=<monitor>
- * status=<status>` at ts_ms: tells the heartbeat rules. */
-void mk_alerts_on_beat(mk_alerts *a, const char *monitor, int64_t ts_ms, double status);
+/* A heartbeat was just stored as the sample (ts_ms, status) of the series
+ * `heartbeat,monitor=<name> status`, whose id is status_series_id: tells the
+ * heartbeat rules. */
+void mk_alerts_on_beat(mk_alerts *a, uint64_t status_series_id, int64_t ts_ms, double status);
 
 /*
  * Serves one request under /api/incidents, /api/rules or /api/silences

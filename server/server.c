@@ -135,6 +135,10 @@ struct mk_server {
     atomic_uint_fast64_t q_count, q_sum_us;
     pthread_mutex_t mon_mu;
     mk_mon *mons;
+    /* The answers of a successful Kuma push and Healthchecks ping, built once
+     * and queued on every such request (libmicrohttpd counts references);
+     * NULL if building failed, then they are built per request. */
+    struct MHD_Response *resp_kuma_ok, *resp_hc_ok;
     size_t n_mons;
     /* Open-addressing table over mons by (kind, token): 10,000 pushing
      * monitors made the linear strcmp scan a fifth of the server's CPU.
@@ -249,6 +253,42 @@ static enum MHD_Result queue(struct MHD_Connection *c, mk_req *q, int code, cons
     q->code = code;
     return rc;
 }
+
+/* A response with queue()'s headers over a static body, for reuse; NULL
+ * without memory. */
+static struct MHD_Response *shared_response(const char *ctype, const char *body)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return NULL;
+    if (MHD_add_response_header(resp, "Content-Type", ctype) != MHD_YES ||
+        MHD_add_response_header(resp, "X-Influxdb-Version", MK_INFLUX_VERSION) != MHD_YES ||
+        MHD_add_response_header(resp, "X-Influxdb-Build", "OSS") != MHD_YES) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+/* Queues a shared 200 response, or builds one like it when there is none. */
+static enum MHD_Result queue_shared(struct MHD_Connection *c, mk_req *q, struct MHD_Response *resp,
+                                    const char *ctype, const char *body)
+{
+    if (!resp) return queue(c, q, 200, ctype, body, strlen(body), 0);
+    q->code = 200;
+    return MHD_queue_response(c, 200, resp);
+}
+
+static void free_shared_responses(mk_server *s)
+{
+    if (s->resp_kuma_ok) MHD_destroy_response(s->resp_kuma_ok);
+    if (s->resp_hc_ok) MHD_destroy_response(s->resp_hc_ok);
+    s->resp_kuma_ok = s->resp_hc_ok = NULL;
+}
+
+static const char kuma_ok_body[] = "{\"ok\":true}\n"; /* what json_pack("{s:b}", "ok", 1) gives */
+static const char hc_ok_body[] = "OK";
+static const char text_ctype[] = "text/plain; charset=utf-8";
 
 /* Queues a JSON object built from key/value pairs ({"error": msg} etc.). */
 static enum MHD_Result queue_json(struct MHD_Connection *c, mk_req *q, int code, json_t *obj)
@@ -786,7 +826,7 @@ static mk_err store_beat(mk_server *s, mk_mon *m, int64_t ts_ms, double status, 
             m->last_status = status;
         }
         pthread_mutex_unlock(&s->mon_mu);
-        mk_alerts_on_beat(s->alerts, m->cfg->name, ts_ms, status); /* heartbeat rules see it at once */
+        mk_alerts_on_beat(s->alerts, pts[0].series_id, ts_ms, status); /* heartbeat rules see it at once */
     }
     return rc;
 }
@@ -896,8 +936,7 @@ static enum MHD_Result h_kuma(struct MHD_Connection *c, mk_req *q)
     mk_diag d = {0};
     if (store_beat(q->s, m, now_ms(), status, ping, NAN, &d) != MK_OK)
         return queue_json(c, q, 404, json_pack("{s:b,s:s}", "ok", 0, "msg", d.msg));
-    static const char ok[] = "{\"ok\":true}\n"; /* what json_pack("{s:b}") gives, without building it */
-    return queue(c, q, 200, "application/json", ok, sizeof ok - 1, 0);
+    return queue_shared(c, q, q->s->resp_kuma_ok, "application/json", kuma_ok_body);
 }
 
 static enum MHD_Result h_hc(struct MHD_Connection *c, mk_req *q, const char *method)
@@ -923,7 +962,7 @@ static enum MHD_Result h_hc(struct MHD_Connection *c, mk_req *q, const char *met
         if (store_beat(s, m, t, st, NAN, duration, &d) != MK_OK)
             return queue(c, q, 500, "text/plain; charset=utf-8", d.msg, strlen(d.msg), 0);
     }
-    return queue(c, q, 200, "text/plain; charset=utf-8", "OK", 2, 0);
+    return queue_shared(c, q, s->resp_hc_ok, text_ctype, hc_ok_body);
 }
 
 static const char *status_name(double st)
@@ -1530,6 +1569,8 @@ mk_err mk_server_start(mk_db *db, const mk_config *cfg, mk_server **out, mk_diag
     if (!s) return mk_diag_set(diag, MK_ENOMEM, "out of memory");
     s->db = db;
     s->cfg = cfg;
+    s->resp_kuma_ok = shared_response("application/json", kuma_ok_body);
+    s->resp_hc_ok = shared_response(text_ctype, hc_ok_body);
     pthread_mutex_init(&s->mon_mu, NULL);
     pthread_mutex_init(&s->dbs_mu, NULL);
     dbs_load(s);
@@ -1629,6 +1670,7 @@ out:
         free(s->mon_slot);
         free(s->tls_cert_pem);
         free_secret(s->tls_key_pem);
+        free_shared_responses(s);
         free(s);
     }
     return rc;
@@ -1661,5 +1703,6 @@ void mk_server_stop(mk_server *s, int64_t wait_ms)
     free(s->mon_slot);
     free(s->tls_cert_pem);
     free_secret(s->tls_key_pem);
+    free_shared_responses(s);
     free(s);
 }
