@@ -81,6 +81,7 @@ struct mk_codec {
     int8_t *ulp;     /* encoder: per-value ulp correction, NMAX */
     uint8_t *pad;    /* a bit-packed area copied to zero padding, NMAX * 8 + PAD */
     uint8_t *rans_sym; /* decoder: symbol of each rANS slot, RANS_TOT */
+    uint8_t *sym;      /* encoder: the rANS symbol of each value, NMAX */
     mk_buf col_ts;   /* encoder: the columns being built */
     mk_buf col_val;
     mk_buf alt;      /* encoder: the XOR candidate of a value column */
@@ -128,8 +129,9 @@ mk_err mk_codec_new(mk_codec **out)
     c->ulp = malloc(NMAX);
     c->pad = calloc(1, (size_t)NMAX * 8 + PAD);
     c->rans_sym = malloc(RANS_TOT);
+    c->sym = malloc(NMAX);
     if (!c->k || !c->khist || !c->z || !c->z2 || !c->e_of || !c->ulp || !c->pad ||
-        !c->rans_sym) {
+        !c->rans_sym || !c->sym) {
         mk_codec_free(c);
         return MK_ENOMEM;
     }
@@ -150,6 +152,7 @@ void mk_codec_free(mk_codec *c)
     free(c->ulp);
     free(c->pad);
     free(c->rans_sym);
+    free(c->sym);
     mk_buf_free(&c->col_ts);
     mk_buf_free(&c->col_val);
     mk_buf_free(&c->alt);
@@ -371,23 +374,12 @@ static inline unsigned rans_sym(uint64_t z, unsigned k, unsigned S, uint64_t *h)
     return *h < S - 2 ? 1 + (unsigned)*h : S - 1;
 }
 
-/* Estimated bits of the RANS layout at low-bit count k. */
-static double rans_estimate(const uint64_t *z, uint32_t m, unsigned k, uint32_t sample)
+/* Estimated bits of the RANS layout at low-bit count k, from the symbol
+ * histogram of the taken values (hist[s] for s <= top), how many of them
+ * are non-zero and the bits of their overflow varints. */
+static double rans_bits(const uint32_t *hist, unsigned top, uint64_t nnz, double extra, unsigned k,
+                        uint32_t m, uint32_t taken)
 {
-    uint32_t hist[RANS_MAX_SYM] = {0};
-    uint64_t h = 0, nnz = 0;
-    double extra = 0;
-    unsigned top = 0;
-    /* Long streams: a systematic sample of ~sample values is enough to
-     * rank the candidates; scaled back to m below. */
-    uint32_t step = m >= 2 * sample ? m / sample : 1, taken = 0;
-    for (uint32_t i = 0; i < m; i += step, taken++) {
-        unsigned s = rans_sym(z[i], k, RANS_MAX_SYM, &h);
-        hist[s]++;
-        if (s) nnz++;
-        if (s == RANS_MAX_SYM - 1) extra += 8.0 * (double)uvarint_len(h - (RANS_MAX_SYM - 2));
-        top = s > top ? s : top;
-    }
     double bits = (double)nnz * k + extra;
     for (unsigned s = 0; s <= top; s++)
         if (hist[s]) bits += (double)hist[s] * log2((double)taken / hist[s]);
@@ -398,6 +390,77 @@ static double rans_estimate(const uint64_t *z, uint32_t m, unsigned k, uint32_t 
      * correction a subsample favours big alphabets (small k). */
     bits += (n_sym - 1) / (2 * 0.6931471805599453);
     return bits * ((double)m / taken) + 4.0 * (top + 1) + 64; /* + table, state */
+}
+
+/* The sampling of the rANS size estimate: long streams take a systematic sample of
+ * ~sample values (enough to rank the candidates; scaled back to m). */
+static inline uint32_t rans_step(uint32_t m, uint32_t sample) { return m >= 2 * sample ? m / sample : 1; }
+
+/* Estimated bits of the RANS layout at every low-bit count k in lo..hi
+ * (hi - lo < 8) into est[k - lo]. The estimate at k: the histogram of the
+ * symbols rans_sym gives (alphabet RANS_MAX_SYM) over a systematic sample
+ * of the values, its empirical entropy plus the low bits and overflow
+ * varints, scaled back to m. One pass over the values for all k: the high
+ * parts at lo go into bins, and the bins at k + 1 are the bins at k merged
+ * in pairs (h >> (k + 1) == (h >> k) >> 1). Values too large for the bins
+ * are priced one by one. (This replaced one pass per k; the histograms and
+ * so the doubles are the same: the overflow bits are sums of small
+ * integers, exact in any order.) */
+#define RANS_NBINS 2048
+static void rans_estimate_range(const uint64_t *z, uint32_t m, unsigned lo, unsigned hi, uint32_t sample,
+                                double *est)
+{
+    uint32_t bins[RANS_NBINS];
+    uint32_t hist_big[8][RANS_MAX_SYM] = {{0}}; /* the values past the bins */
+    double extra_big[8] = {0};
+    unsigned nk = hi - lo + 1;
+    memset(bins, 0, sizeof bins);
+    uint32_t step = rans_step(m, sample), taken = 0, zeros = 0, nb = 0;
+    for (uint32_t i = 0; i < m; i += step, taken++) {
+        uint64_t v = z[i];
+        if (!v) {
+            zeros++;
+            continue;
+        }
+        uint64_t h = (v - 1) >> lo;
+        if (h < RANS_NBINS) {
+            bins[h]++;
+            nb = h >= nb ? (uint32_t)h + 1 : nb;
+            continue;
+        }
+        for (unsigned j = 0; j < nk; j++) {
+            uint64_t hj = h >> j;
+            if (hj < RANS_MAX_SYM - 2) {
+                hist_big[j][1 + hj]++;
+            } else {
+                hist_big[j][RANS_MAX_SYM - 1]++;
+                extra_big[j] += 8.0 * (double)uvarint_len(hj - (RANS_MAX_SYM - 2));
+            }
+        }
+    }
+    for (unsigned j = 0; j < nk; j++) {
+        uint32_t *hist = hist_big[j];
+        double extra = extra_big[j];
+        hist[0] = zeros;
+        uint32_t lim = nb < RANS_MAX_SYM - 2 ? nb : RANS_MAX_SYM - 2;
+        for (uint32_t b = 0; b < lim; b++) hist[1 + b] += bins[b];
+        for (uint32_t b = RANS_MAX_SYM - 2; b < nb; b++) {
+            if (!bins[b]) continue;
+            hist[RANS_MAX_SYM - 1] += bins[b];
+            extra += 8.0 * (double)bins[b] * (double)uvarint_len(b - (RANS_MAX_SYM - 2));
+        }
+        unsigned top = RANS_MAX_SYM - 1;
+        while (top > 0 && !hist[top]) top--;
+        est[j] = rans_bits(hist, top, taken - zeros, extra, lo + j, m, taken);
+        /* bins at the next k */
+        uint32_t nb2 = (nb + 1) / 2;
+        for (uint32_t b = 0; b < nb2; b++) {
+            uint32_t a = bins[2 * b], c2 = 2 * b + 1 < nb ? bins[2 * b + 1] : 0;
+            bins[b] = a + c2;
+        }
+        for (uint32_t b = nb2; b < nb; b++) bins[b] = 0;
+        nb = nb2;
+    }
 }
 
 /* Order-0 exp-Golomb code of x (x < 2^31) in the bits.h order: u zero bits,
@@ -427,13 +490,16 @@ static mk_err rans_encode(mk_codec *c, const uint64_t *z, uint32_t m, unsigned k
     uint32_t hist[RANS_MAX_SYM] = {0};
     uint64_t h = 0;
     unsigned top = 0;
+    uint8_t *restrict sym = c->sym; /* each value's symbol, kept for the passes below */
     for (uint32_t i = 0; i < m; i++) {
         unsigned s = rans_sym(z[i], k, RANS_MAX_SYM, &h);
+        sym[i] = (uint8_t)s;
         hist[s]++;
         top = s > top ? s : top;
     }
     /* The smallest alphabet that maps every value as the 64-symbol one
-     * does: without escapes, symbols 0..top plus an unused escape. */
+     * does: without escapes, symbols 0..top plus an unused escape (so
+     * sym[] holds the symbols at S too). */
     unsigned S = top == RANS_MAX_SYM - 1 ? RANS_MAX_SYM : top + 2;
     uint8_t j[RANS_MAX_SYM] = {0};
     for (unsigned s = 0; s < S; s++) {
@@ -472,7 +538,7 @@ static mk_err rans_encode(mk_codec *c, const uint64_t *z, uint32_t m, unsigned k
     uint32_t xs[2] = {RANS_L, RANS_L}; /* value i uses state i & lane */
     uint32_t lane = m >= RANS_TWO_STATES ? 1 : 0;
     for (uint32_t i = m; i-- > 0;) {
-        unsigned s = rans_sym(z[i], k, S, &h);
+        unsigned s = sym[i];
         uint32_t fs = f[s], x = xs[i & lane];
         uint32_t x_max = ((RANS_L >> RANS_SB) << 8) * fs;
         while (x >= x_max) {
@@ -495,11 +561,13 @@ static mk_err rans_encode(mk_codec *c, const uint64_t *z, uint32_t m, unsigned k
     mk_buf *ovf = &c->tmp2;
     ovf->len = 0;
     uint32_t nnz = 0;
+    uint64_t *restrict low = c->z2;
     for (uint32_t i = 0; i < m; i++) {
-        unsigned s = rans_sym(z[i], k, S, &h);
+        unsigned s = sym[i];
         if (!s) continue;
-        c->z2[nnz++] = (z[i] - 1) & mk_bits_mask(k);
+        low[nnz++] = (z[i] - 1) & mk_bits_mask(k);
         if (s == S - 1) {
+            h = (z[i] - 1) >> k;
             rc = put_uvarint(ovf, h - (S - 2));
             if (rc) return rc;
         }
@@ -646,10 +714,11 @@ static unsigned rans_pick_k(const uint64_t *z, uint32_t m, const uint32_t *wh, u
     }
     unsigned lo = wmed > 6 ? wmed - 6 : 0;
     unsigned hi = wmed - 1;
-    double best = 0;
-    unsigned k = lo;
+    double best = 0, est[8];
+    unsigned k = lo; /* hi - lo <= 5 */
+    rans_estimate_range(z, m, lo, hi, sample, est);
     for (unsigned kk = lo; kk <= hi; kk++) {
-        double e = rans_estimate(z, m, kk, sample);
+        double e = est[kk - lo];
         if (kk == lo || e < best) { best = e; k = kk; }
     }
     *est_bits = best;
@@ -771,12 +840,9 @@ static mk_err int_decode(mk_codec *c, rd *r, uint32_t m, uint64_t *z, mk_diag *d
  * Deltas are positive (strictly increasing timestamps) and computed in
  * uint64, so any int64 range is fine.
  */
-static mk_err ts_encode(mk_codec *c, const int64_t *ts, uint32_t n, mk_buf *out, uint8_t *id)
+static mk_err ts_encode(mk_codec *c, const int64_t *ts, uint32_t n, int is_regular, mk_buf *out, uint8_t *id)
 {
     uint64_t d1 = n >= 2 ? (uint64_t)ts[1] - (uint64_t)ts[0] : 0;
-    int is_regular = 1;
-    for (uint32_t i = 2; i < n && is_regular; i++)
-        is_regular = (uint64_t)ts[i] - (uint64_t)ts[i - 1] == d1;
     int want = forced(c, c->force.ts_codec) ? c->force.ts_codec : -1;
     if (want == MK_CODEC_TS_CONST && !is_regular) return MK_EINVAL;
     if (want != MK_CODEC_TS_CONST && want != MK_CODEC_TS_DOD) want = -1;
@@ -850,9 +916,10 @@ static inline int dec_fits(double v, unsigned e, int64_t *k)
     if (!(s >= -K_LIMIT && s <= K_LIMIT)) return 0; /* also NaN and Inf */
     int64_t kk = (int64_t)s;                         /* toward zero, then to nearest */
     double frac = s - (double)kk;
+    /* |kk| <= 2^53 after rounding: above 2^52 every double is an integer,
+     * so there frac is 0 and kk == s. */
     if (frac >= 0.5) kk++;
     else if (frac <= -0.5) kk--;
-    if (kk > (int64_t)K_LIMIT || kk < -(int64_t)K_LIMIT) return 0;
     double back = e ? (double)kk / pow10_tab[e] : (double)kk;
     if (mk_f64_bits(back) != mk_f64_bits(v)) return 0;
     *k = kk;
@@ -1033,38 +1100,88 @@ static void unpredict(unsigned pred, int64_t base, const uint64_t *z, uint32_t n
     else unpredict_(pred, base, z, n, k, vals, 0, 1.0);
 }
 
-/* Sums the proxy costs of every candidate over k[1..n) into cost (one pass;
- * has_z adds the ZMEAN ones). Inlined twice with has_z constant. */
+/* mk_bits_width(z) for z < 2^63, branch-free: 63 ^ clz(2z + 1) (one bsr)
+ * is the index of the top bit of 2z + 1, which is width(z) for every such
+ * z, 0 included. The chooser's residuals stay far below: |k| <= 2^53, so
+ * every difference it prices is below 2^56. */
+static inline unsigned width_small(uint64_t z) { return 63u ^ (unsigned)__builtin_clzll(2 * z + 1); }
+
+/* Adds the proxy costs of the MEAN window 2^(j+1) (into *cm) and, with
+ * has_z, of the ZMEAN one (into *cz, priced with the MEAN window, which
+ * starts from k[0], not the floor: a proxy, like the rest) over k[1..n).
+ * Costs only grow, so once both pass bound (the final cost of another
+ * candidate) neither can be the cheapest: the pass stops there, leaving
+ * partial costs that still exceed bound. Inlined with j and has_z
+ * constant, so every shift is a constant. */
+static inline __attribute__((always_inline)) void mean_costs(const int64_t *k, uint32_t n, const int64_t *hist,
+                                                             int64_t mn, unsigned j, int has_z, uint64_t bound,
+                                                             uint64_t *cm, uint64_t *cz)
+{
+    const uint32_t w = 2u << j;
+    uint64_t sum = (uint64_t)k[0] << (j + 1), c = *cm, c_z = *cz;
+    const int64_t *old = hist + 32 - w; /* old[i] leaves the window as k[i] enters */
+#define MEAN_STEP(i)                                                                   \
+    do {                                                                               \
+        int64_t v_ = k[i];                                                             \
+        uint64_t z_ = mk_zigzag(v_ - (int64_t)mean_round(sum, j + 1));                 \
+        c += width_small(z_);                                                          \
+        if (has_z) c_z += v_ == mn ? 0 : width_small(z_ + 1);                          \
+        sum += (uint64_t)v_ - (uint64_t)old[i];                                        \
+    } while (0)
+    for (uint32_t i0 = 1; i0 < n; i0 += 64) {
+        uint32_t i1 = n - i0 > 64 ? i0 + 64 : n, i = i0;
+        for (; i + 1 < i1; i += 2) { /* two per turn: half the loop overhead */
+            MEAN_STEP(i);
+            MEAN_STEP(i + 1);
+        }
+        if (i < i1) MEAN_STEP(i);
+        if (c > bound && (!has_z || c_z > bound)) break;
+    }
+#undef MEAN_STEP
+    *cm = c;
+    *cz = c_z;
+}
+
+/* Every candidate's proxy cost over k[1..n) added into cost (has_z adds the
+ * ZMEAN ones; inlined twice with has_z constant). FOR, PREV and LIN are
+ * cheap and summed in full first; the mean windows, likeliest winners
+ * first, stop early once they cannot be the cheapest (see mean_costs): the
+ * costs of the candidates that can win, and so the choice, are exactly
+ * those of summing everything. */
 static inline __attribute__((always_inline)) void pred_costs(const int64_t *k, uint32_t n, const int64_t *hist,
                                                              int64_t mn, uint64_t *cost, int has_z)
 {
-    enum { NW = MK_CODEC_PRED_MEAN32 - MK_CODEC_PRED_MEAN2 + 1 }; /* 5, unrolled below */
-    uint64_t sum[NW];
-    for (unsigned j = 0; j < NW; j++) sum[j] = (uint64_t)k[0] << (j + 1);
-    for (uint32_t i = 1; i < n; i++) {
-        int64_t v = k[i];
-        cost[MK_CODEC_PRED_FOR] += mk_bits_width((uint64_t)v - (uint64_t)mn);
-        cost[MK_CODEC_PRED_PREV] += mk_bits_width(mk_zigzag(v - k[i - 1]));
-        int64_t lin = i >= 2 ? 2 * k[i - 1] - k[i - 2] : k[0];
-        cost[MK_CODEC_PRED_LIN] += mk_bits_width(mk_zigzag(v - lin));
-        /* Unrolled by hand so every shift is a constant. ZMEAN is priced
-         * with the MEAN windows (which start from k[0], not the floor: a
-         * proxy, like the rest). */
-#define MEAN_CAND(j)                                                                   \
-    do {                                                                               \
-        int64_t p_ = (int64_t)mean_round(sum[j], (j) + 1);                             \
-        uint64_t z_ = mk_zigzag(v - p_);                                               \
-        cost[MK_CODEC_PRED_MEAN2 + (j)] += mk_bits_width(z_);                          \
-        if (has_z) cost[MK_CODEC_PRED_ZMEAN2 + (j)] += v == mn ? 0 : mk_bits_width(z_ + 1);\
-        sum[j] += (uint64_t)v - (uint64_t)hist[i + 32 - (2u << (j))];                   \
-    } while (0)
-        MEAN_CAND(0);
-        MEAN_CAND(1);
-        MEAN_CAND(2);
-        MEAN_CAND(3);
-        MEAN_CAND(4);
-#undef MEAN_CAND
+    uint64_t c_for = cost[MK_CODEC_PRED_FOR], c_prev = 0, c_lin = 0;
+    if (n >= 2) {
+        c_for += width_small((uint64_t)k[1] - (uint64_t)mn);
+        uint64_t z = mk_zigzag(k[1] - k[0]);
+        c_prev += width_small(z);
+        c_lin += width_small(z); /* LIN predicts k[0] for k[1] */
     }
+    for (uint32_t i = 2; i < n; i++) {
+        int64_t v = k[i];
+        c_for += width_small((uint64_t)v - (uint64_t)mn);
+        c_prev += width_small(mk_zigzag(v - k[i - 1]));
+        c_lin += width_small(mk_zigzag(v - (2 * k[i - 1] - k[i - 2])));
+    }
+    cost[MK_CODEC_PRED_FOR] = c_for;
+    cost[MK_CODEC_PRED_PREV] = c_prev;
+    cost[MK_CODEC_PRED_LIN] = c_lin;
+    uint64_t bound = c_for < c_prev ? c_for : c_prev;
+    bound = c_lin < bound ? c_lin : bound;
+#define MEAN_WINDOW(j)                                                                           \
+    do {                                                                                         \
+        uint64_t *cm_ = &cost[MK_CODEC_PRED_MEAN2 + (j)], *cz_ = &cost[MK_CODEC_PRED_ZMEAN2 + (j)]; \
+        mean_costs(k, n, hist, mn, (j), has_z, bound, cm_, cz_);                                 \
+        bound = *cm_ < bound ? *cm_ : bound;                                                     \
+        if (has_z) bound = *cz_ < bound ? *cz_ : bound;                                          \
+    } while (0)
+    MEAN_WINDOW(2);
+    MEAN_WINDOW(1);
+    MEAN_WINDOW(3);
+    MEAN_WINDOW(0);
+    MEAN_WINDOW(4);
+#undef MEAN_WINDOW
 }
 
 /* The predictor whose residuals have the fewest significant bits in all
@@ -1122,6 +1239,12 @@ static unsigned choose_pred(const int64_t *k, uint32_t n, int64_t *hist)
  */
 static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf *out)
 {
+    /* Local restrict copies of the scratch arrays: stores through the
+     * int8_t/uint8_t ones could otherwise alias anything, and every pointer
+     * would be reloaded per value. */
+    int64_t *restrict kv = c->k;
+    uint8_t *restrict e_of = c->e_of;
+    int8_t *restrict ulp = c->ulp;
     int is_forced = forced(c, c->force.val_codec) && c->force.val_codec == MK_CODEC_VAL_SCALED;
     /* Pass 1: each value's smallest exponent, searching from the previous
      * value's (neighbours usually share it): ~2 checks per value. */
@@ -1146,7 +1269,7 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
         } else {
             do e++; while (e <= MAX_DEC_EXP && !dec_fits(vals[i], e, &kk));
         }
-        c->ulp[i] = 0;
+        ulp[i] = 0;
         /* Not a decimal, or one with many more digits than its neighbour:
          * perhaps a short decimal a few ulps off (41.362 - 1 ulp is also
          * exactly 41361999999999995 / 10^15, but 41362 / 10^3 with a
@@ -1155,15 +1278,15 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
             unsigned en;
             int64_t kn, d;
             if (dec_near(vals[i], e - 2, &en, &kn, &d)) {
-                c->ulp[i] = (int8_t)d;
+                ulp[i] = (int8_t)d;
                 hist_near[en]++;
                 e = en;
                 kk = kn;
             }
         }
-        c->e_of[i] = (uint8_t)e;
-        c->k[i] = kk; /* k at e (meaningless when e > MAX_DEC_EXP) */
-        if (!c->ulp[i]) hist[e]++;
+        e_of[i] = (uint8_t)e;
+        kv[i] = kk; /* k at e (meaningless when e > MAX_DEC_EXP) */
+        if (!ulp[i]) hist[e]++;
         hist_zero += mk_f64_bits(vals[i]) == 0; /* +0.0 only: -0.0 is an exception */
         if (e <= MAX_DEC_EXP) e_prev = e;
         /* Give up early on data that is plainly not decimal. */
@@ -1195,11 +1318,11 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
         /* v == k_i / 10^e_i correctly rounded implies v == (k_i * 10^d) /
          * 10^(e_i + d) (the same real quotient), so a value is rescaled
          * without a second check as long as the integer stays <= 2^53. */
-        unsigned ei = c->e_of[i];
+        unsigned ei = e_of[i];
         int is_fit = 0;
         if (ei <= e_best) {
             unsigned d = e_best - ei;
-            int64_t k0 = c->k[i];
+            int64_t k0 = kv[i];
             if (d > 18) { /* only 0 stays within 2^53 */
                 is_fit = k0 == 0;
                 kk = 0;
@@ -1212,21 +1335,21 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
             }
         }
         if (is_fit) {
-            c->k[i] = kk;
+            kv[i] = kk;
             if (!has_last) {
-                for (uint32_t j = 0; j < i; j++) c->k[j] = kk; /* leading exceptions */
+                for (uint32_t j = 0; j < i; j++) kv[j] = kk; /* leading exceptions */
                 has_last = 1;
             }
             last = kk;
         } else {
-            c->k[i] = last;
-            c->e_of[i] = 0xff; /* mark: exception */
-            c->ulp[i] = 0;
+            kv[i] = last;
+            e_of[i] = 0xff; /* mark: exception */
+            ulp[i] = 0;
             n_exc++;
         }
-        has_ulp |= c->ulp[i] != 0;
-        k_min = c->k[i] < k_min ? c->k[i] : k_min;
-        k_max = c->k[i] > k_max ? c->k[i] : k_max;
+        has_ulp |= ulp[i] != 0;
+        k_min = kv[i] < k_min ? kv[i] : k_min;
+        k_max = kv[i] > k_max ? kv[i] : k_max;
     }
     if (!is_forced && n_exc > n / 8) return MK_ENOTFOUND;
 
@@ -1258,7 +1381,7 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
     if (!rc) rc = put_uvarint(out, n_exc);
     int64_t prev_pos = -1;
     for (uint32_t i = 0; i < n && n_exc && !rc; i++) {
-        if (c->e_of[i] != 0xff) continue;
+        if (e_of[i] != 0xff) continue;
         rc = put_uvarint(out, (uint64_t)((int64_t)i - prev_pos - 1));
         if (!rc) rc = mk_buf_reserve(out, 8);
         if (!rc) {
@@ -1275,7 +1398,7 @@ static mk_err scaled_encode(mk_codec *c, const double *vals, uint32_t n, mk_buf 
     rc = int_encode(c, c->z, m, &c->alt);
     if (!rc) rc = put_uvarint(out, c->alt.len);
     if (!rc) rc = mk_buf_append(out, c->alt.data, c->alt.len);
-    for (uint32_t i = 0; i < n; i++) c->z[i] = mk_zigzag(c->ulp[i]);
+    for (uint32_t i = 0; i < n; i++) c->z[i] = mk_zigzag(ulp[i]);
     if (!rc) rc = int_encode(c, c->z, n, out);
     return rc;
 }
@@ -1535,13 +1658,19 @@ mk_err mk_codec_encode(mk_codec *c, const int64_t *ts, const double *vals, uint3
                        mk_chunk_summary *sum)
 {
     if (!c || !ts || !vals || !out || n < 1 || n > NMAX) return MK_EINVAL;
-    for (uint32_t i = 1; i < n; i++)
+    /* Strictly increasing timestamps, and whether every step equals the
+     * first (TS_CONST), in one pass. */
+    uint64_t d1 = n >= 2 ? (uint64_t)ts[1] - (uint64_t)ts[0] : 0;
+    int is_regular = 1;
+    for (uint32_t i = 1; i < n; i++) {
         if (ts[i] <= ts[i - 1]) return MK_EINVAL;
+        is_regular &= (uint64_t)ts[i] - (uint64_t)ts[i - 1] == d1;
+    }
     uint8_t ts_id = 0, val_id = 0;
     c->col_ts.len = 0;
     c->col_val.len = 0;
     c->last_int_mode = -1;
-    mk_err rc = ts_encode(c, ts, n, &c->col_ts, &ts_id);
+    mk_err rc = ts_encode(c, ts, n, is_regular, &c->col_ts, &ts_id);
     c->ts_int_mode = c->last_int_mode;
     c->last_int_mode = -1;
     if (!rc) rc = val_encode(c, vals, n, &c->col_val, &val_id);
@@ -1684,7 +1813,27 @@ void mk_codec_summarise(const int64_t *ts, const double *vals, uint32_t n, mk_ch
     sum->last = vals[n - 1];
     /* NaN is left out; with no other value min and max are NaN (which
      * fmin/fmax then ignore when summaries are merged). */
-    double mn = NAN, mx = NAN, s = 0, s2 = 0;
+    /* Fast pass without NaN tests: with no NaN among the values it does
+     * exactly what the careful loop below does (same sums in the same
+     * order; v < mn ? v : mn keeps mn on ties, -0.0 included, like
+     * !(v >= mn)). A NaN value makes the sum NaN, and then (or when
+     * inf - inf made it NaN) the careful loop decides. */
+    double mn = vals[0], mx = vals[0], s = 0, s2 = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double v = vals[i];
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+        s += v;
+        s2 += v * v;
+    }
+    if (!isnan(s) && !isnan(s2)) {
+        sum->min = mn;
+        sum->max = mx;
+        sum->sum = s;
+        sum->sumsq = s2;
+        return;
+    }
+    mn = NAN, mx = NAN, s = 0, s2 = 0;
     for (uint32_t i = 0; i < n; i++) {
         double v = vals[i];
         if (isnan(v)) continue;

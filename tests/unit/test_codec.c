@@ -580,6 +580,191 @@ static void test_zmean(void **state)
     free(v);
 }
 
+/* ---- the chooser against a brute-force reference ------------------- */
+
+/* Width in bits (0 for 0). */
+static unsigned ref_width(uint64_t z)
+{
+    unsigned w = 0;
+    while (z) { w++; z >>= 1; }
+    return w;
+}
+
+static uint64_t ref_zz(int64_t d) { return d >= 0 ? (uint64_t)d * 2 : (uint64_t)(-(d + 1)) * 2 + 1; }
+
+/* floor((sum + 2^(s-1)) / 2^s) for a sum of small integers. */
+static int64_t ref_mean(int64_t sum, unsigned s)
+{
+    int64_t d = (int64_t)1 << s, q = sum + d / 2;
+    return q >= 0 ? q / d : -((-q + d - 1) / d);
+}
+
+/* Residuals of predictor pred (FOR .. MEAN32) of k[0..n), written straight
+ * from the definitions in format.h (windows start as copies of k[0]);
+ * returns their count. */
+static uint32_t ref_residuals(int pred, const int64_t *k, uint32_t n, uint64_t *z)
+{
+    if (pred == MK_CODEC_PRED_FOR) {
+        int64_t mn = k[0];
+        for (uint32_t i = 1; i < n; i++) mn = k[i] < mn ? k[i] : mn;
+        for (uint32_t i = 0; i < n; i++) z[i] = (uint64_t)(k[i] - mn);
+        return n;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        int64_t p;
+        if (pred == MK_CODEC_PRED_PREV) p = k[i - 1];
+        else if (pred == MK_CODEC_PRED_LIN) p = i >= 2 ? 2 * k[i - 1] - k[i - 2] : k[0];
+        else {
+            unsigned s = (unsigned)(pred - MK_CODEC_PRED_MEAN2 + 1);
+            int64_t sum = 0;
+            for (int64_t j = (int64_t)i - (1 << s); j < (int64_t)i; j++) sum += k[j < 0 ? 0 : j];
+            p = ref_mean(sum, s);
+        }
+        z[i - 1] = ref_zz(k[i] - p);
+    }
+    return n - 1;
+}
+
+/* The RANS low-bit count the encoder's size model picks for z[0..m):
+ * candidates around the median width, each priced by the entropy of its
+ * symbol histogram over a systematic sample (one pass per k here), first
+ * of equals wins. */
+static unsigned ref_rans_k(const uint64_t *z, uint32_t m)
+{
+    uint32_t wh[65] = {0};
+    for (uint32_t i = 0; i < m; i++) wh[ref_width(z[i])]++;
+    uint32_t nz = m - wh[0], acc = 0;
+    unsigned wmed = 1;
+    for (unsigned b = 1; b <= 64 && nz; b++) {
+        acc += wh[b];
+        if (acc * 2 >= nz) { wmed = b; break; }
+    }
+    unsigned lo = wmed > 6 ? wmed - 6 : 0, hi = wmed - 1, best_k = lo;
+    double best = 0;
+    uint32_t step = m >= 2048 ? m / 1024 : 1;
+    for (unsigned k = lo; k <= hi; k++) {
+        uint32_t hist[64] = {0}, taken = 0;
+        uint64_t nnz = 0;
+        double extra = 0;
+        unsigned top = 0;
+        for (uint32_t i = 0; i < m; i += step, taken++) {
+            unsigned s = 0;
+            if (z[i]) {
+                uint64_t h = (z[i] - 1) >> k;
+                s = h < 62 ? 1 + (unsigned)h : 63;
+                if (s == 63) {
+                    unsigned len = 1;
+                    for (uint64_t v = h - 62; v >= 0x80; v >>= 7) len++;
+                    extra += 8.0 * len;
+                }
+                nnz++;
+            }
+            hist[s]++;
+            top = s > top ? s : top;
+        }
+        double bits = (double)nnz * k + extra;
+        unsigned n_sym = 0;
+        for (unsigned s = 0; s <= top; s++)
+            if (hist[s]) bits += (double)hist[s] * log2((double)taken / hist[s]);
+        for (unsigned s = 0; s <= top; s++) n_sym += hist[s] != 0;
+        bits += (n_sym - 1) / (2 * 0.6931471805599453);
+        double e = bits * ((double)m / taken) + 4.0 * (top + 1) + 64;
+        if (k == lo || e < best) { best = e; best_k = k; }
+    }
+    return best_k;
+}
+
+/* Integer-valued chunks (scaled, e = 0, no exceptions) of many shapes and
+ * sizes below the ZMEAN threshold: the predictor in the payload must be
+ * the one with the fewest residual bits (PREV on a tie with it, else the
+ * first), and a rANS residual stream must carry the low-bit count of the
+ * reference size model. Guards the chooser's shortcuts (early-stopped
+ * candidates, the one-pass estimate over all k) against the plain sums. */
+static void test_chooser_reference(void **state)
+{
+    ctx *x = *state;
+    const uint64_t seed = 0xc4005e12;
+    printf("test_chooser_reference seed=0x%" PRIx64 "\n", seed);
+    mk_rng r = {seed};
+    enum { NMAXT = 2047 };
+    int64_t *ts = malloc(NMAXT * sizeof *ts), *k = malloc(NMAXT * sizeof *k);
+    double *v = malloc(NMAXT * sizeof *v);
+    uint64_t *z = malloc(NMAXT * sizeof *z);
+    unsigned n_pred = 0, n_k = 0, by_pred[MK_CODEC_PRED_COUNT] = {0};
+    for (int it = 0; it < 1500; it++) {
+        uint32_t n = 3 + (uint32_t)mk_rng_below(&r, it % 3 ? 720 : NMAXT - 3);
+        int shape = (int)mk_rng_below(&r, 6);
+        double noise = (double)(1ull << mk_rng_below(&r, 20)), x0 = 0, slope = 0, ph = mk_rng_unit(&r) * 6;
+        for (uint32_t i = 0; i < n; i++) {
+            double e = (mk_rng_unit(&r) - 0.5) * noise, y;
+            switch (shape) {
+            case 0: x0 += e; y = x0; break;                                /* random walk */
+            case 1: y = 1000 * sin(ph + i / 30.0) + e; break;              /* smooth gauge + noise */
+            case 2: slope += e / 64; x0 += slope; y = x0; break;           /* trend */
+            case 3: y = mk_rng_below(&r, 8) ? 0 : e; break;                /* mostly zero */
+            case 4: y = (double)(i * 7) + (mk_rng_below(&r, 50) ? 0 : e); break; /* counter */
+            default: y = e * mk_rng_unit(&r) * mk_rng_unit(&r); break;     /* heavy tail */
+            }
+            k[i] = (int64_t)llround(y);
+            v[i] = (double)k[i];
+        }
+        gen_ts(&r, TS_REGULAR, ts, n);
+        mk_codec_force f = no_force;
+        f.val_codec = MK_CODEC_VAL_SCALED;
+        f.zstd = 0;
+        assert_int_equal(roundtrip(x, ts, v, n, &f), MK_OK);
+        const uint8_t *p = x->out.data;
+        size_t len = x->out.len, o = 2;
+        uint64_t nn = 0, tl = 0, n_exc = 0, base = 0;
+        o += mk_get_uvarint(p + o, len - o, &nn);
+        o += mk_get_uvarint(p + o, len - o, &tl);
+        o += (size_t)tl;
+        assert_int_equal(p[o], 0); /* e = 0 */
+        int pred = p[o + 1];
+        assert_int_equal(pred & 0x80, 0); /* no ulp corrections */
+        o += 2;
+        o += mk_get_uvarint(p + o, len - o, &n_exc);
+        assert_int_equal(n_exc, 0);
+        o += mk_get_uvarint(p + o, len - o, &base);
+
+        int64_t mn = k[0], mx = k[0];
+        for (uint32_t i = 1; i < n; i++) {
+            mn = k[i] < mn ? k[i] : mn;
+            mx = k[i] > mx ? k[i] : mx;
+        }
+        if (mn == mx) continue; /* constant: FOR without a choice */
+        uint64_t cost[MK_CODEC_PRED_ZMEAN2];
+        for (int q = 0; q < MK_CODEC_PRED_ZMEAN2; q++) {
+            uint32_t m = ref_residuals(q, k, n, z);
+            cost[q] = 0;
+            for (uint32_t i = 0; i < m; i++) cost[q] += ref_width(z[i]);
+        }
+        int want = MK_CODEC_PRED_PREV;
+        for (int q = 0; q < MK_CODEC_PRED_ZMEAN2; q++)
+            if (cost[q] < cost[want]) want = q;
+        if (pred != want)
+            fail_msg("chunk %d (n %u, shape %d): predictor %d, reference %d (costs %" PRIu64 " vs %" PRIu64 ")", it,
+                     n, shape, pred, want, cost[pred < MK_CODEC_PRED_ZMEAN2 ? pred : 0], cost[want]);
+        n_pred++;
+        by_pred[pred]++;
+        uint32_t m = ref_residuals(pred, k, n, z);
+        if (m >= 16 && p[o] == MK_CODEC_INT_RANS) {
+            unsigned kw = ref_rans_k(z, m);
+            if (p[o + 1] != kw)
+                fail_msg("chunk %d (n %u, shape %d): rANS k %u, reference %u", it, n, shape, p[o + 1], kw);
+            n_k++;
+        }
+    }
+    printf("  %u predictor choices, %u rANS low-bit counts checked; picks:", n_pred, n_k);
+    for (int q = 0; q < MK_CODEC_PRED_ZMEAN2; q++) printf(" %u", by_pred[q]);
+    printf("\n");
+    assert_true(n_pred > 1000 && n_k > 300);
+    free(ts);
+    free(k);
+    free(v);
+    free(z);
+}
+
 static void test_damaged_payloads(void **state)
 {
     ctx *x = *state;
@@ -656,6 +841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zmean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chooser_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_payloads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

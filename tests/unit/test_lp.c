@@ -410,6 +410,85 @@ static void test_timestamps(void **state)
     CHECK_PREC("m f=1  \t 5 \t ", MK_PRECISION_MS, "L1 M[m] F[f]=f:1 TS=5");
 }
 
+/* Random timestamps of 1..26 digits (the 8-digit and 18/19-digit edges of
+ * the parser's fast paths), signed or not, with leading zeros, sometimes a
+ * stray byte inside: each line against a reference that decides the int64
+ * range by comparing digit strings and reads the value with strtoull. */
+static void test_timestamps_random(void **state)
+{
+    (void)state;
+    const uint64_t seed = 0x7157a3f5ull;
+    const int n = 200000;
+    printf("test_timestamps_random: seed %#llx, %d lines\n", (unsigned long long)seed, n);
+    mk_rng r = {seed};
+    sb in = {0};
+    char (*txt)[40] = malloc((size_t)n * sizeof *txt);
+    assert_non_null(txt);
+    for (int i = 0; i < n; i++) {
+        size_t k = 0;
+        if (mk_rng_below(&r, 3) == 0) txt[i][k++] = '-';
+        int nz = mk_rng_below(&r, 5) == 0 ? (int)mk_rng_below(&r, 12) : 0;
+        int nd = 1 + (int)mk_rng_below(&r, mk_rng_below(&r, 2) ? 20 : 26);
+        for (int j = 0; j < nz && k < 38; j++) txt[i][k++] = '0';
+        for (int j = 0; j < nd && k < 38; j++) txt[i][k++] = (char)('0' + mk_rng_below(&r, 10));
+        if (mk_rng_below(&r, 10) == 0 && k > 1) { /* a non-digit somewhere after the sign */
+            static const char bad[] = "a/:.e+-\\x";
+            txt[i][1 + mk_rng_below(&r, k - 1)] = bad[mk_rng_below(&r, sizeof bad - 1)];
+        }
+        if (mk_rng_below(&r, 50) == 0) { /* exactly the int64 edges */
+            const char *edge = mk_rng_below(&r, 2) ? "9223372036854775807" : "9223372036854775808";
+            k = 0;
+            if (mk_rng_below(&r, 2)) txt[i][k++] = '-';
+            memcpy(txt[i] + k, edge, 19);
+            k += 19;
+        }
+        txt[i][k] = '\0';
+        sb_put(&in, "m f=1 ", 6);
+        sb_put(&in, txt[i], k);
+        sb_put(&in, "\n", 1);
+    }
+    mk_lp_parser *p = NULL;
+    assert_int_equal(mk_lp_parser_new(in.p, in.len, MK_PRECISION_MS, 1, &p), MK_OK);
+    int n_ok = 0, n_range = 0, n_invalid = 0;
+    for (int i = 0; i < n; i++) {
+        mk_lp_line l;
+        mk_lp_error e;
+        int got = mk_lp_next(p, &l, &e);
+        const char *t = txt[i];
+        int neg = t[0] == '-';
+        const char *d = t + neg;
+        int is_digits = *d != '\0';
+        for (const char *c = d; *c; c++) is_digits &= *c >= '0' && *c <= '9';
+        if (!is_digits) {
+            if (got != MK_LP_ERROR || !strstr(e.reason, "invalid timestamp"))
+                fail_msg("'%s': expected an invalid timestamp, got %d", t, got);
+            n_invalid++;
+            continue;
+        }
+        while (d[0] == '0' && d[1]) d++; /* leading zeros */
+        size_t nd = strlen(d);
+        const char *lim = neg ? "9223372036854775808" : "9223372036854775807";
+        int is_over = nd > 19 || (nd == 19 && strcmp(d, lim) > 0);
+        if (is_over) {
+            if (got != MK_LP_ERROR || !strstr(e.reason, "out of the int64 range"))
+                fail_msg("'%s': expected an out-of-range error, got %d", t, got);
+            n_range++;
+            continue;
+        }
+        if (got != MK_LP_LINE) fail_msg("'%s': %s", t, e.reason);
+        unsigned long long u = strtoull(d, NULL, 10);
+        int64_t want = !neg ? (int64_t)u : u == (1ull << 63) ? INT64_MIN : -(int64_t)u;
+        assert_true(l.has_ts);
+        if (l.ts_ms != want) fail_msg("'%s': got %lld want %lld", t, (long long)l.ts_ms, (long long)want);
+        n_ok++;
+    }
+    printf("test_timestamps_random: %d parsed, %d out of range, %d invalid\n", n_ok, n_range, n_invalid);
+    assert_true(n_ok > n / 2 && n_range > 1000 && n_invalid > 1000);
+    mk_lp_parser_free(p);
+    free(txt);
+    free(in.p);
+}
+
 static void test_lines_and_whitespace(void **state)
 {
     (void)state;
@@ -1109,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_zero_copy),
         cmocka_unit_test(test_api),
         cmocka_unit_test(test_float_vs_strtod),
+        cmocka_unit_test(test_timestamps_random),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_big_scratch),
     };
