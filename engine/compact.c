@@ -32,6 +32,17 @@
  * long is copied as is. Memory: group size × one chunk (≤ 128 × 128 KiB =
  * 16 MiB) plus the writer's buffer and chunk index; independent of the span.
  *
+ * I/O pacing (mk_pacer, compact.h): every chunk payload read from a group
+ * block and every chunk written is charged to a token bucket before the
+ * I/O, and after a merge the rest of both files (headers, indexes,
+ * footers), so a merge costs exactly its input files' bytes plus its
+ * output's. The background thread keeps one bucket for its life at
+ * opts.compact_max_bytes_per_s (32 MiB/s by default) and sleeps through
+ * env->sleep_ms; a close request, or a caller of mk_db_compact or
+ * mk_db_retention waiting for the run, lifts the pace so they never wait
+ * on it; mk_db_compact paces at opts.compact_sync_max_bytes_per_s (default
+ * unpaced). Rollup building (rollup.c) is not paced.
+ *
  * Crash safety: the merged block lists the seqs it replaces (its group's,
  * its own among them, plus any older replaced seqs whose files still
  * exist), is made durable (block.c: tmp, fsync, rename over the group's
@@ -151,6 +162,70 @@ out:
     return n_g;
 }
 
+/* ---- pacing ------------------------------------------------------------ */
+
+#define PACE_SLICE_MS 100
+
+void mk_pacer_init(mk_pacer *p, mk_db *db, uint64_t bytes_per_s, int is_background)
+{
+    memset(p, 0, sizeof *p);
+    p->db = db;
+    p->bytes_per_s = bytes_per_s;
+    p->is_background = is_background;
+    p->last_ms = db->env->now_ms(db->env);
+    p->tokens = 0; /* no burst at the start: the first bytes already wait */
+}
+
+static double pace_burst(const mk_pacer *p)
+{
+    double b = (double)p->bytes_per_s / 8;
+    return b < 4096 ? 4096 : b;
+}
+
+/* Adds the tokens earned since last_ms; a sleep of slept_ms earns at least
+ * that much even if the clock stood still or went back. */
+static void pace_refill(mk_pacer *p, int64_t slept_ms)
+{
+    mk_env *env = p->db->env;
+    int64_t now = env->now_ms(env);
+    int64_t adv = now > p->last_ms ? now - p->last_ms : 0;
+    if (adv < slept_ms) adv = slept_ms;
+    p->last_ms = now;
+    double burst = pace_burst(p);
+    /* adv may be huge after a clock jump: cap it before multiplying */
+    if (adv > 1000 * 1000) adv = 1000 * 1000;
+    p->tokens += (double)adv * (double)p->bytes_per_s / 1000.0;
+    if (p->tokens > burst) p->tokens = burst;
+}
+
+void mk_pacer_charge(mk_pacer *p, uint64_t n_bytes)
+{
+    if (!p || !p->bytes_per_s || !n_bytes) return;
+    p->n_bytes += n_bytes;
+    pace_refill(p, 0);
+    p->tokens -= (double)n_bytes;
+    mk_env *env = p->db->env;
+    while (p->tokens < 0 && p->bytes_per_s) {
+        if (p->is_background) {
+            pthread_mutex_lock(&p->db->mu);
+            int is_stopping = p->db->is_compact_stopping;
+            pthread_mutex_unlock(&p->db->mu);
+            /* closing: finish this merge at full speed, not at the pace */
+            if (is_stopping) { p->bytes_per_s = 0; break; }
+            /* a caller of mk_db_compact (a flush) or mk_db_retention waits
+             * for this run: no point making it wait at the pace; the debt
+             * is forgiven */
+            if (atomic_load(&p->db->n_compact_waiters) > 0) { p->tokens = 0; break; }
+        }
+        double need_ms = -p->tokens * 1000.0 / (double)p->bytes_per_s;
+        int64_t s = need_ms >= PACE_SLICE_MS ? PACE_SLICE_MS : (int64_t)need_ms + 1;
+        if (env->sleep_ms) env->sleep_ms(env, s);
+        else mk_env_default()->sleep_ms(mk_env_default(), s);
+        p->n_sleeps++;
+        pace_refill(p, s);
+    }
+}
+
 /* ---- merging ----------------------------------------------------------- */
 
 typedef struct cursor {
@@ -182,12 +257,34 @@ typedef struct merger {
     mk_block_writer *w;
     uint64_t id;
     mk_compact_stats st;
+    mk_pacer *pace;         /* may be NULL */
+    uint64_t n_paced_in;    /* payload bytes read, charged */
+    uint64_t n_paced_out;   /* payload (+ checksum) bytes written, charged */
 } merger;
+
+/* Each chunk payload is followed by its 8-byte checksum in a block. */
+#define CHUNK_CHECKSUM_BYTES 8
+
+static void pace_in(merger *m, uint64_t n)
+{
+    if (!m->pace) return;
+    m->n_paced_in += n;
+    mk_pacer_charge(m->pace, n);
+}
+
+static void pace_out(merger *m, uint64_t n)
+{
+    if (!m->pace) return;
+    n += CHUNK_CHECKSUM_BYTES;
+    m->n_paced_out += n;
+    mk_pacer_charge(m->pace, n);
+}
 
 static mk_err cur_decode(merger *m, cursor *c, mk_diag *diag)
 {
     const mk_block_chunk *ch = &c->c[c->i_c];
     const uint8_t *p;
+    pace_in(m, ch->len);
     mk_err rc = mk_block_payload(c->b, ch, &p, diag);
     if (rc) return rc;
     uint32_t got = 0;
@@ -211,6 +308,7 @@ static mk_err out_flush(merger *m, mk_diag *diag)
     m->enc.len = 0;
     mk_err rc = mk_codec_encode(m->codec, m->ots, m->ov, m->on, &m->enc, &sum);
     if (rc) return mk_diag_set(diag, rc, "compaction: encoding a chunk of %u samples failed", m->on);
+    pace_out(m, m->enc.len);
     rc = mk_block_writer_add(m->w, m->id, &sum, m->enc.data, m->enc.len, diag);
     if (rc) return rc;
     m->st.n_samples_out += m->on;
@@ -253,6 +351,8 @@ static mk_err merge_series(merger *m, mk_diag *diag)
             /* a long chunk overlapping nothing is copied as it is */
             if (m->on == 0 && second > ch->sum.last_ts_ms && (uint64_t)ch->sum.count * 4 >= (uint64_t)m->per * 3) {
                 const uint8_t *p;
+                pace_in(m, ch->len);
+                pace_out(m, ch->len);
                 if ((rc = mk_block_payload(c->b, ch, &p, diag))) return rc;
                 if ((rc = mk_block_writer_add(m->w, m->id, &ch->sum, p, ch->len, diag))) return rc;
                 m->st.n_samples_out += ch->sum.count;
@@ -287,9 +387,11 @@ static mk_err merge_series(merger *m, mk_diag *diag)
 
 /* Writes the merged block of g[0..n) (sorted by seq) as seq `seq`. */
 static mk_err merge_blocks(mk_db *db, mk_blockref **g, size_t n, uint64_t seq, const uint64_t *repl,
-                           size_t n_repl, mk_compact_stats *st, mk_diag *diag)
+                           size_t n_repl, mk_pacer *pace, uint64_t *n_paced, mk_compact_stats *st,
+                           mk_diag *diag)
 {
     merger m = {0};
+    m.pace = pace;
     mk_err rc = MK_OK;
     size_t *pos = calloc(n, sizeof *pos);
     m.cur = calloc(n, sizeof *m.cur);
@@ -337,6 +439,7 @@ static mk_err merge_blocks(mk_db *db, mk_blockref **g, size_t n, uint64_t seq, c
     if (rc) goto out;
     rc = mk_block_writer_finish(m.w, diag);
     m.w = NULL;
+    *n_paced = m.n_paced_in + m.n_paced_out;
     if (st) {
         st->n_samples_out += m.st.n_samples_out;
         st->n_chunks_copied += m.st.n_chunks_copied;
@@ -368,7 +471,8 @@ static int cmp_u64(const void *a, const void *b)
  * One compaction step with compact_mu held: plans on a snapshot, merges one
  * group, publishes. *did = 1 if a group was merged.
  */
-static mk_err compact_step(mk_db *db, int is_forced, mk_compact_stats *st, int *did, mk_diag *diag)
+static mk_err compact_step(mk_db *db, int is_forced, mk_pacer *pace, mk_compact_stats *st, int *did,
+                           mk_diag *diag)
 {
     *did = 0;
     int64_t ranges[MK_MAX_COMPACT_LEVELS];
@@ -438,7 +542,8 @@ static mk_err compact_step(mk_db *db, int is_forced, mk_compact_stats *st, int *
         if (!u || repl[u - 1] != repl[i]) repl[u++] = repl[i];
     n_repl = u;
 
-    rc = merge_blocks(db, grp, n_g, seq, repl, n_repl, st, diag);
+    uint64_t n_paced = 0;
+    rc = merge_blocks(db, grp, n_g, seq, repl, n_repl, pace, &n_paced, st, diag);
     if (rc) goto out;
 
     char path[4096];
@@ -456,6 +561,9 @@ static mk_err compact_step(mk_db *db, int is_forced, mk_compact_stats *st, int *
         goto out;
     }
     uint64_t n_bytes_out = mk_block_file_bytes(nb);
+    /* the rest of the I/O (headers, chunk indexes, footers) in one charge:
+     * over a merge, exactly the input files' bytes plus the output's */
+    if (n_bytes_in + n_bytes_out > n_paced) mk_pacer_charge(pace, n_bytes_in + n_bytes_out - n_paced);
     pthread_mutex_lock(&db->mu);
     rc = mk_db_swap_blocks(db, repl, n_repl, made);
     pthread_mutex_unlock(&db->mu);
@@ -492,7 +600,7 @@ out:
     return rc;
 }
 
-mk_err mk_compact_run(mk_db *db, int is_forced, mk_compact_stats *st, mk_diag *diag)
+mk_err mk_compact_run(mk_db *db, int is_forced, mk_pacer *pace, mk_compact_stats *st, mk_diag *diag)
 {
     mk_err rc = MK_OK;
     for (int did = 1; did && !rc;) {
@@ -500,7 +608,7 @@ mk_err mk_compact_run(mk_db *db, int is_forced, mk_compact_stats *st, mk_diag *d
         int is_stopping = db->is_compact_stopping && !is_forced;
         pthread_mutex_unlock(&db->mu);
         if (is_stopping) break;
-        rc = compact_step(db, is_forced, st, &did, diag);
+        rc = compact_step(db, is_forced, pace, st, &did, diag);
     }
     return rc;
 }
@@ -509,9 +617,13 @@ mk_err mk_db_compact(mk_db *db, mk_compact_stats *st, mk_diag *diag)
 {
     if (!db) return mk_diag_set(diag, MK_EINVAL, "mk_db_compact: NULL db");
     if (db->opts.is_read_only) return mk_diag_set(diag, MK_EREADONLY, "%s: opened read-only", db->dir);
+    atomic_fetch_add(&db->n_compact_waiters, 1);
     pthread_mutex_lock(&db->compact_mu);
+    atomic_fetch_sub(&db->n_compact_waiters, 1);
+    mk_pacer pace;
+    mk_pacer_init(&pace, db, db->opts.compact_sync_max_bytes_per_s, 0);
     mk_err rc = mk_rollup_run(db, 1, diag);
-    if (!rc) rc = mk_compact_run(db, 1, st, diag);
+    if (!rc) rc = mk_compact_run(db, 1, &pace, st, diag);
     pthread_mutex_unlock(&db->compact_mu);
     return rc;
 }
@@ -522,6 +634,9 @@ static void *compact_main(void *arg)
 {
     mk_db *db = arg;
     int64_t interval = db->opts.compact_interval_ms > 0 ? db->opts.compact_interval_ms : MK_COMPACT_DEFAULT_INTERVAL_MS;
+    /* one bucket for the thread's whole life: runs do not each get a burst */
+    mk_pacer pace;
+    mk_pacer_init(&pace, db, db->opts.compact_max_bytes_per_s, 1);
     for (;;) {
         pthread_mutex_lock(&db->mu);
         if (!db->is_compact_stopping && !db->is_compact_kicked) {
@@ -540,7 +655,7 @@ static void *compact_main(void *arg)
         pthread_mutex_lock(&db->compact_mu);
         mk_err rc = mk_rollup_run(db, 0, &d);
         if (rc) mk_db_log(db, MK_LOG_ERROR, "rollups: %s", d.msg);
-        rc = mk_compact_run(db, 0, NULL, &d);
+        rc = mk_compact_run(db, 0, &pace, NULL, &d);
         if (rc) mk_db_log(db, MK_LOG_ERROR, "compaction: %s", d.msg);
         rc = mk_retention_run(db, 0, NULL, NULL, NULL, &d);
         if (rc) mk_db_log(db, MK_LOG_ERROR, "retention: %s", d.msg);

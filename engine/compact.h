@@ -32,10 +32,36 @@ size_t mk_compact_ranges(const mk_options *o, int64_t *out);
 size_t mk_compact_plan(const mk_compact_blk *v, size_t n, int64_t span_ms, const int64_t *ranges,
                        size_t n_ranges, int64_t done_before_ms, size_t *g);
 
+/*
+ * I/O pacing: a token bucket of bytes. Tokens accrue at bytes_per_s by the
+ * env's clock, up to a burst of 1/8 s worth (at least 4 KiB); a charge
+ * takes its bytes before the I/O is done and, when that leaves the bucket
+ * in debt, sleeps (env->sleep_ms, in slices of at most 100 ms) until the
+ * debt is paid. So over any interval of T ms the bytes charged stay within
+ * burst + bytes_per_s * T / 1000 + the largest single charge. A sleep
+ * always earns its own length in tokens even when the clock did not move
+ * (a frozen or set-back clock slows compaction, never stalls it); a clock
+ * jump forward earns at most the burst.
+ */
+struct mk_db;
+typedef struct mk_pacer {
+    struct mk_db *db;     /* borrowed; its env's clock and sleep */
+    uint64_t bytes_per_s; /* 0 = unpaced: charges return at once */
+    int is_background;    /* a close request lifts the pace */
+    double tokens;        /* bytes; negative = debt */
+    int64_t last_ms;      /* env time tokens were last added at */
+    uint64_t n_bytes;     /* charged so far */
+    uint64_t n_sleeps;    /* sleep slices taken */
+} mk_pacer;
+
+void mk_pacer_init(mk_pacer *p, struct mk_db *db, uint64_t bytes_per_s, int is_background);
+/* Takes n_bytes from the bucket, first sleeping as long as the pace needs. */
+void mk_pacer_charge(mk_pacer *p, uint64_t n_bytes);
+
 /* Runs compaction steps until none is left (caller holds compact_mu). With
  * is_forced, unfinished windows are merged too and a close request does
- * not stop it. Adds to *st (may be NULL). */
-struct mk_db;
-mk_err mk_compact_run(struct mk_db *db, int is_forced, mk_compact_stats *st, mk_diag *diag);
+ * not stop it. pace (may be NULL = unpaced) meters the merges' I/O. Adds
+ * to *st (may be NULL). */
+mk_err mk_compact_run(struct mk_db *db, int is_forced, mk_pacer *pace, mk_compact_stats *st, mk_diag *diag);
 
 #endif

@@ -53,6 +53,7 @@ void mk_options_init(mk_options *o)
     o->block_span_ms = 2 * 3600 * 1000;
     o->memory_limit_bytes = 512u << 20;
     o->has_wal = 1;
+    o->compact_max_bytes_per_s = MK_COMPACT_DEFAULT_MAX_BYTES_PER_S;
 }
 
 void mk_db_log(mk_db *db, int level, const char *fmt, ...)
@@ -827,6 +828,42 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
         const mk_series *s = &db->series[o];
         int64_t lo = INT64_MAX, hi = INT64_MIN;
         int fail = 0;
+        /* In-order chunks far sparser than the windows they span (a sample
+         * years ahead after today's: one chunk over every window between)
+         * would have their counts spread over all those windows, each
+         * visited; count the samples' own windows instead. */
+        uint64_t n_spread = 0, n_in = 0;
+        for (uint32_t c = 0; c <= s->n_hck; c++) {
+            int64_t first = c < s->n_hck ? s->hck[c].first_ts : s->xor.first_ts;
+            int64_t last = c < s->n_hck ? s->hck[c].last_ts : s->xor.last_ts;
+            uint32_t cnt = c < s->n_hck ? s->hck[c].count : s->xor.count;
+            if (!cnt || first >= lim) continue;
+            if (last >= lim) last = lim - 1;
+            n_spread += ((uint64_t)window_of(db, last) - (uint64_t)window_of(db, first)) / (uint64_t)span + 1;
+            n_in += cnt;
+        }
+        if (n_spread > 2 * n_in + 64) {
+            mk_tsv *tv = NULL;
+            size_t nt = 0;
+            if (mk_db_head_samples(db, o, INT64_MIN, lim, &tv, &nt)) fail = 1;
+            int64_t run_w = INT64_MIN;
+            double run_n = 0;
+            for (size_t i = 0; i < nt && !fail; i++) {
+                int64_t w = window_of(db, tv[i].ts);
+                if (w != run_w) {
+                    if (run_n) fail = win_add(&wm, run_w, run_n);
+                    run_w = w;
+                    run_n = 0;
+                }
+                run_n++;
+            }
+            if (run_n && !fail) fail = win_add(&wm, run_w, run_n);
+            if (nt) { lo = tv[0].ts; hi = tv[nt - 1].ts; }
+            free(tv);
+            if (fail) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
+            if (lo <= hi) ss[n_ss++] = (seal_series){o, lo, hi};
+            continue;
+        }
         for (uint32_t c = 0; c < s->n_hck && !fail; c++) {
             const mk_hck *h = &s->hck[c];
             if (h->first_ts >= lim) break;

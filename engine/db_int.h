@@ -140,6 +140,9 @@ struct mk_db {
     int has_compact_th;
     int is_compact_stopping;   /* under mu */
     int is_compact_kicked;     /* under mu: a seal added blocks */
+    /* Callers of mk_db_compact / mk_db_retention waiting for compact_mu:
+     * while any wait, the thread's merge runs unpaced (compact.c). */
+    atomic_int n_compact_waiters;
 
     /* Rollup tiers (rollup.c): steps ascending; each set guarded by mu. */
     struct mk_tier {

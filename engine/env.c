@@ -69,9 +69,16 @@ static int64_t os_now_ms(mk_env *e)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void os_sleep_ms(mk_env *e, int64_t ms)
+{
+    (void)e;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (ms > 0 && nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
 static mk_env os_env = {os_open,  os_close,     os_pwrite, os_pread, os_fsync,
                         os_ftruncate, os_rename, os_unlink, os_mkdir, os_file_size,
-                        os_mmap,  os_munmap,    os_now_ms, NULL};
+                        os_mmap,  os_munmap,    os_now_ms, NULL, os_sleep_ms};
 
 mk_env *mk_env_default(void) { return &os_env; }
 

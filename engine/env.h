@@ -32,6 +32,9 @@ struct mk_env {
     int (*munmap)(mk_env *env, void *p, size_t n);
     int64_t (*now_ms)(mk_env *env); /* wall clock, ms since the epoch */
     void *ctx;                      /* for wrappers */
+    /* Waits ms milliseconds of this env's clock (compaction pacing; a fake
+     * clock just advances). NULL = the OS's nanosleep. */
+    void (*sleep_ms)(mk_env *env, int64_t ms);
 };
 
 /* The real OS. */

@@ -276,8 +276,11 @@ static void parse_retention(errlist *e, mk_config *cfg, yaml_document_t *d, cons
         else if (strcmp(k, "rollup_1h") == 0) get_duration(e, vn, "retention.rollup_1h", &cfg->retention_1h_ms);
         else if (strcmp(k, "max_bytes") == 0)
             get_u64(e, vn, "retention.max_bytes", 1, 0, UINT64_MAX, &cfg->retention_max_bytes);
-        else
-            err_add(e, kn, "retention: unknown key '%s' (known: raw, rollup_5m, rollup_1h, max_bytes)", k);
+        else if (strcmp(k, "compaction_max_rate") == 0) {
+            if (vn->type == YAML_SCALAR_NODE && strcmp(scalar(vn), "unlimited") == 0) cfg->compaction_max_rate = UINT64_MAX;
+            else get_u64(e, vn, "retention.compaction_max_rate", 1, 1, UINT64_MAX - 1, &cfg->compaction_max_rate);
+        } else
+            err_add(e, kn, "retention: unknown key '%s' (known: raw, rollup_5m, rollup_1h, max_bytes, compaction_max_rate)", k);
     }
 }
 

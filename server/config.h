@@ -91,6 +91,9 @@ typedef struct mk_config {
     /* retention: (engine/retention.c), 0 = keep forever (the default) */
     int64_t retention_raw_ms, retention_5m_ms, retention_1h_ms;
     uint64_t retention_max_bytes;
+    /* retention.compaction_max_rate, bytes/s of the background compaction:
+     * 0 = not set (the engine's default, 32 MiB/s), UINT64_MAX = unlimited */
+    uint64_t compaction_max_rate;
     int has_retention, has_rules, has_channels;
     char *yaml_text;
     size_t yaml_len;

@@ -109,7 +109,7 @@ void mk_faultenv_init(mk_faultenv *fe)
 {
     memset(fe, 0, sizeof *fe);
     fe->env = (mk_env){f_open, f_close, f_pwrite, f_pread, f_fsync, f_ftruncate, f_rename, f_unlink,
-                       f_mkdir, f_size, f_mmap, f_munmap, f_now, fe};
+                       f_mkdir, f_size, f_mmap, f_munmap, f_now, fe, NULL};
 }
 
 void mk_faultenv_reset(mk_faultenv *fe)

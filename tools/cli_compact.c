@@ -16,13 +16,17 @@ int mk_cli_parse_duration(const char *s, int64_t *ms);
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: meerkat compact --data DIR [--ranges LIST]\n\n"
+    fprintf(f, "usage: meerkat compact --data DIR [--ranges LIST] [--max-rate BYTES_PER_S]\n\n"
                "Seals what the WAL holds, then merges blocks until every\n"
                "compaction window holds one block (finished windows or not).\n"
                "The directory must not be open in a running server.\n\n"
                "  --ranges LIST  compaction ranges, ascending, e.g. 1d,7d (the\n"
                "                 default); each a multiple of the one before\n"
-               "                 and of the block span (2 h)\n");
+               "                 and of the block span (2 h)\n"
+               "  --max-rate N   pace compaction's I/O (bytes read + written)\n"
+               "                 to N bytes per second; N may end in KiB, MiB,\n"
+               "                 GiB (or K, M, G: the same powers of 1024).\n"
+               "                 Default: unpaced\n");
 }
 
 /* "90", "90ms", "30s", "5m", "2h", "7d", "2w", "1y" (365 d) to ms. */
@@ -45,6 +49,23 @@ int mk_cli_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
+/* "1048576", "512KiB", "32MiB", "1G" (powers of 1024) to bytes; 0 on a
+ * bad or zero value. */
+static uint64_t parse_rate(const char *s)
+{
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (end == s || *s == '-') return 0;
+    unsigned shift = 0;
+    if (!*end) shift = 0;
+    else if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0) shift = 10;
+    else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0) shift = 20;
+    else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0) shift = 30;
+    else return 0;
+    if (n > (UINT64_MAX >> shift)) return 0;
+    return (uint64_t)n << shift;
+}
+
 static double mono_s(void)
 {
     struct timespec t;
@@ -55,16 +76,24 @@ static double mono_s(void)
 int mk_cli_compact(int argc, char **argv)
 {
     const char *dir = NULL, *ranges = NULL;
+    uint64_t max_rate = 0;
     static const struct option opts[] = {{"data", required_argument, 0, 'd'},
                                          {"ranges", required_argument, 0, 'r'},
+                                         {"max-rate", required_argument, 0, 'R'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:r:R:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'r': ranges = optarg; break;
+        case 'R':
+            if (!(max_rate = parse_rate(optarg))) {
+                fprintf(stderr, "meerkat compact: --max-rate: '%s' is not a positive number of bytes per second\n", optarg);
+                return MK_EXIT_USAGE;
+            }
+            break;
         case 'h': help(stdout); return MK_EXIT_OK;
         default: help(stderr); return MK_EXIT_USAGE;
         }
@@ -77,6 +106,7 @@ int mk_cli_compact(int argc, char **argv)
     mk_options o;
     mk_options_init(&o);
     o.is_compaction_off = 1;
+    o.compact_sync_max_bytes_per_s = max_rate;
     o.log = mk_cli_log;
     if (ranges) {
         char buf[256];

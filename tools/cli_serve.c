@@ -153,6 +153,7 @@ int mk_cli_serve(int argc, char **argv)
     o.log = mk_slog_engine;
     o.retention_raw_ms = cfg.retention_raw_ms;
     o.retention_max_bytes = cfg.retention_max_bytes;
+    if (cfg.compaction_max_rate) o.compact_max_bytes_per_s = cfg.compaction_max_rate == UINT64_MAX ? 0 : cfg.compaction_max_rate;
     o.retention_rollup_ms[0] = cfg.retention_5m_ms; /* the default tiers: 5 min, 1 h */
     o.retention_rollup_ms[1] = cfg.retention_1h_ms;
     mk_diag diag = {0};

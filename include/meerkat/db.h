@@ -45,6 +45,7 @@ typedef enum mk_precision {
 enum { MK_LOG_ERROR = 0, MK_LOG_WARN = 1, MK_LOG_INFO = 2 };
 
 #define MK_MAX_COMPACT_LEVELS 4
+#define MK_COMPACT_DEFAULT_MAX_BYTES_PER_S (32ull << 20)
 #define MK_MAX_ROLLUP_TIERS 4
 
 typedef struct mk_options {
@@ -74,6 +75,17 @@ typedef struct mk_options {
     int64_t compact_ranges_ms[MK_MAX_COMPACT_LEVELS];
     int64_t compact_interval_ms; /* how often the thread looks for work;
                                     0 = 60 s */
+    /* Compaction I/O pace in bytes per second: bytes read from the blocks
+     * being merged plus bytes written, through a token bucket that holds at
+     * most 1/8 s of it (compact.c). 0 = unlimited. The background thread's
+     * pace; mk_options_init sets MK_COMPACT_DEFAULT_MAX_BYTES_PER_S
+     * (32 MiB/s: a few per cent of an SSD's and about a quarter of a disk's
+     * sequential bandwidth, left to the WAL and to queries, yet some 30x what
+     * a million series at 10 s take to compact through 2 h -> 1 d -> 7 d). */
+    uint64_t compact_max_bytes_per_s;
+    /* The same for mk_db_compact (the CLI's `compact --max-rate`, a
+     * server's flush); default 0: run to completion at full speed. */
+    uint64_t compact_sync_max_bytes_per_s;
 
     /* ---- retention (engine/retention.c); 0 = keep forever (default) ---- */
     int64_t retention_raw_ms;    /* raw blocks whose newest sample is older

@@ -108,7 +108,7 @@ static int64_t m_now(mk_env *e) { (void)e; return 0; }
 static void memenv_init(memenv *m, uint8_t *data, size_t len, int is_writable)
 {
     m->env = (mk_env){m_open, m_ok, m_pwrite, m_pread, m_ok, m_ftrunc, m_paths, m_path,
-                      m_mkdir, m_size, m_mmap, m_munmap, m_now, m};
+                      m_mkdir, m_size, m_mmap, m_munmap, m_now, m, NULL};
     m->data = data;
     m->len = m->cap = len;
     m->is_writable = is_writable;

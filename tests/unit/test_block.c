@@ -80,7 +80,7 @@ static int64_t m_now(mk_env *e) { (void)e; return 0; }
 static void memenv_init(memenv *m, const uint8_t *data, size_t len)
 {
     m->env = (mk_env){m_open, m_close, m_pwrite, m_pread, m_fail, m_ftrunc, m_rename, m_unlink,
-                      m_mkdir, m_size, m_mmap, m_munmap, m_now, m};
+                      m_mkdir, m_size, m_mmap, m_munmap, m_now, m, NULL};
     m->data = data;
     m->len = len;
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "block.h"
@@ -416,9 +417,308 @@ static void test_leftover_replaced(void **state)
     free(r.v);
 }
 
+/* ---- pacing ------------------------------------------------------------
+ * An env whose clock only sleeps move (so the fake seconds count exactly
+ * the time pacing waited), and that logs every byte written to a block
+ * file with the fake time it was written at. The reference is independent
+ * of the pacer: bytes come from the file system (the input blocks' sizes)
+ * and from pwrite calls. */
+
+#define PACE_T0_MS 1000000000LL
+#define PACE_MAX_S 4096
+
+static struct {
+    mk_env env;
+    int64_t now_ms;                  /* __atomic */
+    pthread_mutex_t mu;
+    char is_block_fd[4096];
+    uint64_t written_in_s[PACE_MAX_S]; /* bytes written to blocks, by fake second */
+    uint64_t n_written;
+} pe;
+
+static int64_t pe_now(mk_env *e) { (void)e; return __atomic_load_n(&pe.now_ms, __ATOMIC_SEQ_CST); }
+static void pe_sleep(mk_env *e, int64_t ms) { (void)e; __atomic_add_fetch(&pe.now_ms, ms, __ATOMIC_SEQ_CST); }
+static int pe_open(mk_env *e, const char *path, int flags, int mode)
+{
+    (void)e;
+    int fd = mk_env_default()->open(mk_env_default(), path, flags, mode);
+    if (fd >= 0 && fd < 4096) {
+        pthread_mutex_lock(&pe.mu);
+        pe.is_block_fd[fd] = strstr(path, "/blocks/") != NULL;
+        pthread_mutex_unlock(&pe.mu);
+    }
+    return fd;
+}
+static ssize_t pe_pwrite(mk_env *e, int fd, const void *b, size_t n, off_t off)
+{
+    (void)e;
+    ssize_t w = mk_env_default()->pwrite(mk_env_default(), fd, b, n, off);
+    pthread_mutex_lock(&pe.mu);
+    if (w > 0 && fd >= 0 && fd < 4096 && pe.is_block_fd[fd]) {
+        int64_t s = (pe_now(NULL) - PACE_T0_MS) / 1000;
+        assert_true(s >= 0 && s < PACE_MAX_S);
+        pe.written_in_s[s] += (uint64_t)w;
+        pe.n_written += (uint64_t)w;
+    }
+    pthread_mutex_unlock(&pe.mu);
+    return w;
+}
+
+/* Bytes of the block files of dir; *last gets the size of the newest
+ * (highest seq) one. */
+static uint64_t dir_mkb_bytes(const char *dir, uint64_t *last)
+{
+    char last_name[256] = "";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/blocks", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".mkb") != 0) continue;
+        char p2[8192];
+        snprintf(p2, sizeof p2, "%s/%s", path, e->d_name);
+        FILE *f = fopen(p2, "rb");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        n += (uint64_t)ftell(f);
+        if (strcmp(e->d_name, last_name) > 0) {
+            snprintf(last_name, sizeof last_name, "%s", e->d_name);
+            *last = (uint64_t)ftell(f);
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* The background thread at 128 KiB/s: the bytes it reads and writes per
+ * fake second stay within the pace (plus the bucket's burst and the write
+ * buffer's lag), the whole run takes as long as the pace says, it
+ * finishes, and the blocks are byte for byte those of an unpaced run. */
+static void test_paced_thread(void **state)
+{
+    (void)state;
+    const uint64_t rate = 128 << 10, burst = rate / 8;
+    const int n_win = 16, per = SPAN_MS; /* one sample per ms */
+    uint64_t seed = 7;
+    print_message("test_paced_thread: seed %" PRIu64 "\n", seed);
+    mk_rng g = {seed};
+    fx f = {0};
+    f.dir = mk_test_dir("compact_pace");
+    mk_options_init(&f.o);
+    f.o.fsync = MK_FSYNC_OFF;
+    f.o.block_span_ms = SPAN_MS;
+    f.o.seal_gap_ms = -1;
+    f.o.is_rollup_off = 1;
+    f.o.is_compaction_off = 1;
+    f.o.compact_ranges_ms[0] = 4 * SPAN_MS; /* one level: each block is read once */
+    fx_open(&f);
+    ref r = {0};
+    mk_diag d = {0};
+    /* two blocks per window (a second, later one overwriting some values),
+     * random values: chunks that do not compress to nothing. Then one
+     * block in window n_win: at open, windows up to its start count as
+     * finished (the thread merges only those; the forced run finds
+     * nothing to merge in the last one either) */
+    for (int w = 0; w <= n_win; w++) {
+        for (int pass = 0; pass < (w < n_win ? 2 : 1); pass++) {
+            for (int s = 0; s < N_SERIES; s++)
+                for (int i = pass; i < per; i += 1 + pass * 6) {
+                    int64_t ts = (int64_t)w * SPAN_MS + i;
+                    double v = (double)mk_rng_below(&g, 1u << 30) / 1024;
+                    mk_point p = {f.ids[s], ts, v};
+                    ref_add(&r, s, ts, v);
+                    assert_int_equal(mk_db_write(f.db, &p, 1, &d), MK_OK);
+                }
+            assert_int_equal(mk_db_flush(f.db, &d), MK_OK);
+        }
+    }
+    fx_close(&f);
+    uint64_t n_last = 0, n_in = dir_mkb_bytes(f.dir, &n_last);
+    n_in -= n_last; /* the last window's block is never read */
+    char *dir2 = mk_test_dir("compact_pace_ref");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cp -r %s/. %s/", f.dir, dir2);
+    assert_int_equal(system(cmd), 0);
+
+    /* the reference: the same directory compacted unpaced */
+    fx f2 = f;
+    f2.dir = dir2;
+    fx_open(&f2);
+    mk_compact_stats cs = {0};
+    assert_int_equal(mk_db_compact(f2.db, &cs, &d), MK_OK);
+    mk_db_stats ref_st;
+    mk_db_stats_get(f2.db, &ref_st);
+    assert_int_equal(cs.n_merges, n_win / 4);
+    assert_int_equal(cs.n_blocks_in, 2 * n_win);
+    fx_close(&f2);
+
+    /* paced, by the background thread */
+    memset(&pe, 0, sizeof pe);
+    pthread_mutex_init(&pe.mu, NULL);
+    pe.env = *mk_env_default();
+    pe.env.open = pe_open;
+    pe.env.pwrite = pe_pwrite;
+    pe.env.now_ms = pe_now;
+    pe.env.sleep_ms = pe_sleep;
+    pe.now_ms = PACE_T0_MS;
+    f.o.env = &pe.env;
+    f.o.is_compaction_off = 0;
+    f.o.compact_interval_ms = 5;
+    f.o.compact_max_bytes_per_s = rate;
+    fx_open(&f);
+    int64_t t0 = mk_test_mono_ms();
+    for (;;) {
+        mk_db_stats st;
+        mk_db_stats_get(f.db, &st);
+        if (st.n_blocks == ref_st.n_blocks) break;
+        if (mk_test_mono_ms() - t0 > 30000) fail_msg("the paced thread did not finish within 30 s");
+        usleep(2000);
+    }
+    fx_close(&f); /* the thread's last unlinks are done once it is joined */
+    int64_t elapsed_ms = pe_now(NULL) - PACE_T0_MS;
+    uint64_t total = n_in + pe.n_written;
+    print_message("  %" PRIu64 " bytes read + %" PRIu64 " written in %" PRId64 " fake ms: %.0f bytes/s (limit %" PRIu64 ")\n",
+                  n_in, pe.n_written, elapsed_ms, (double)total * 1000 / (double)elapsed_ms, rate);
+    /* as long as the pace says, give or take one burst and the rounding of
+     * sleeps to whole ms */
+    assert_true((double)total <= (double)rate * (double)elapsed_ms / 1000 + (double)burst);
+    assert_true((double)total >= (double)rate * (double)(elapsed_ms - 50) / 1000 - (double)burst);
+    /* and evenly: no fake second writes much more than the pace (a chunk
+     * of at most 8192 samples and the 64 KiB write buffer may lag) */
+    for (int64_t s = 0; s <= elapsed_ms / 1000 && s < PACE_MAX_S; s++)
+        if (pe.written_in_s[s] > rate + burst + (96u << 10) + (64u << 10))
+            fail_msg("fake second %" PRId64 ": %" PRIu64 " bytes written", s, pe.written_in_s[s]);
+    /* the same blocks as unpaced, byte for byte */
+    snprintf(cmd, sizeof cmd, "diff -r %s/blocks %s/blocks", f.dir, dir2);
+    assert_int_equal(system(cmd), 0);
+    f.o.env = NULL;
+    fx_open(&f);
+    check_all(&f, &r, "paced", seed);
+    fx_close(&f);
+    pthread_mutex_destroy(&pe.mu);
+    mk_test_rmrf(dir2);
+    free(dir2);
+    mk_test_rmrf(f.dir);
+    free(f.dir);
+    free(r.v);
+}
+
+/* A flush (mk_db_compact) during a paced merge does not wait at the pace:
+ * the thread crawls at 100 bytes/s (a clock that stands still, sleeps of
+ * 0.2 ms that earn their nominal length), which would take minutes for
+ * this data; mk_db_compact then lifts the pace, and everything merges. */
+static uint64_t n_crawl_sleeps;
+static void crawl_sleep(mk_env *e, int64_t ms)
+{
+    (void)e;
+    (void)ms;
+    __atomic_add_fetch(&n_crawl_sleeps, 1, __ATOMIC_SEQ_CST);
+    usleep(200);
+}
+static int64_t frozen_now(mk_env *e) { (void)e; return PACE_T0_MS; }
+
+static void test_paced_thread_yields(void **state)
+{
+    (void)state;
+    fx f = {0};
+    f.dir = mk_test_dir("compact_yield");
+    mk_options_init(&f.o);
+    f.o.fsync = MK_FSYNC_OFF;
+    f.o.block_span_ms = SPAN_MS;
+    f.o.seal_gap_ms = -1;
+    f.o.is_rollup_off = 1;
+    f.o.is_compaction_off = 1;
+    f.o.compact_ranges_ms[0] = 4 * SPAN_MS;
+    fx_open(&f);
+    ref r = {0};
+    mk_diag d = {0};
+    mk_rng g = {11};
+    for (int w = 0; w <= 8; w++) {
+        for (int s = 0; s < N_SERIES; s++)
+            for (int i = 0; i < SPAN_MS; i += 2) {
+                double v = (double)mk_rng_below(&g, 1u << 20);
+                mk_point p = {f.ids[s], (int64_t)w * SPAN_MS + i, v};
+                ref_add(&r, s, p.ts_ms, v);
+                assert_int_equal(mk_db_write(f.db, &p, 1, &d), MK_OK);
+            }
+        assert_int_equal(mk_db_flush(f.db, &d), MK_OK);
+    }
+    fx_close(&f);
+    static mk_env env;
+    env = *mk_env_default();
+    env.now_ms = frozen_now;
+    env.sleep_ms = crawl_sleep;
+    f.o.env = &env;
+    f.o.is_compaction_off = 0;
+    f.o.compact_interval_ms = 5;
+    f.o.compact_max_bytes_per_s = 100;
+    n_crawl_sleeps = 0;
+    fx_open(&f);
+    while (__atomic_load_n(&n_crawl_sleeps, __ATOMIC_SEQ_CST) < 50) usleep(1000); /* mid-merge */
+    mk_compact_stats cs = {0};
+    assert_int_equal(mk_db_compact(f.db, &cs, &d), MK_OK);
+    mk_db_stats st;
+    mk_db_stats_get(f.db, &st);
+    print_message("  %" PRIu64 " pacing sleeps before the flush got through; %" PRIu64 " blocks left\n",
+                  __atomic_load_n(&n_crawl_sleeps, __ATOMIC_SEQ_CST), st.n_blocks);
+    assert_int_equal(st.n_blocks, 3); /* windows 0-3, 4-7, and 8 alone */
+    check_all(&f, &r, "after the flush", 11);
+    fx_close(&f);
+    mk_test_rmrf(f.dir);
+    free(f.dir);
+    free(r.v);
+}
+
+/* The token bucket alone: n charges take as long as the pace says, with
+ * a frozen clock (sleeps earn their time) as with a moving one. */
+static void test_pacer(void **state)
+{
+    (void)state;
+    fx f = {0};
+    f.dir = mk_test_dir("compact_pacer");
+    memset(&pe, 0, sizeof pe);
+    pthread_mutex_init(&pe.mu, NULL);
+    pe.env = *mk_env_default();
+    pe.env.now_ms = pe_now;
+    pe.env.sleep_ms = pe_sleep;
+    pe.now_ms = PACE_T0_MS;
+    mk_options_init(&f.o);
+    f.o.env = &pe.env;
+    f.o.is_compaction_off = 1;
+    fx_open(&f);
+    mk_pacer p;
+    mk_pacer_init(&p, f.db, 1000, 0); /* 1000 bytes/s, burst 4096 */
+    for (int i = 0; i < 100; i++) mk_pacer_charge(&p, 100); /* 10000 bytes */
+    int64_t el = pe_now(NULL) - PACE_T0_MS;
+    print_message("  10000 bytes at 1000/s: %" PRId64 " fake ms\n", el);
+    assert_true(el >= 10000 - 4096 - 10 && el <= 10000 + 100);
+    /* unpaced: no sleep */
+    mk_pacer_init(&p, f.db, 0, 0);
+    mk_pacer_charge(&p, 1 << 30);
+    assert_int_equal(pe_now(NULL) - PACE_T0_MS, el);
+    /* a clock set back far: charges still finish (each sleep earns its
+     * length), at the pace */
+    mk_pacer_init(&p, f.db, 1000, 0);
+    pe.now_ms = PACE_T0_MS - 1000000;
+    mk_pacer_charge(&p, 2000);
+    assert_true(p.n_sleeps > 0);
+    assert_true(pe_now(NULL) - (PACE_T0_MS - 1000000) >= 1990);
+    fx_close(&f);
+    pthread_mutex_destroy(&pe.mu);
+    mk_test_rmrf(f.dir);
+    free(f.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pacer),
+        cmocka_unit_test(test_paced_thread),
+        cmocka_unit_test(test_paced_thread_yields),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_reader_during_compaction),
         cmocka_unit_test(test_leftover_replaced),

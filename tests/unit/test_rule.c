@@ -455,6 +455,125 @@ static void test_seasonal(void **state)
     fx_close(&f);
 }
 
+/* Issue 4: seasonal baselines through the rollup tiers. Raw data is kept
+ * 2 d (fake clock at now = T0 + 10.5 d). Week 1 [T0, T0 + 7 d) has a
+ * sample every minute at :30 s, rolled up, then its raw blocks dropped by
+ * retention; from T0 + 7 d on, samples on the minute marks (an outlier
+ * 5000 exactly 1 d 1 h before now, 1 ms before the daily rule's window),
+ * the last hour at 10000 so both rules fire and the incidents carry
+ * threshold = 2 x baseline.
+ *  - weekly (baseline 7d): no raw data is left in its baseline window; the
+ *    baseline comes from the 5 min tier and equals the brute-force mean of
+ *    the samples written there within 1e-6 (the window is 1 ms off the
+ *    bucket edges: the edge buckets weigh (5 min - 1 ms) / 5 min and
+ *    1 ms / 5 min);
+ *  - daily (baseline 1d): within raw, read from raw exactly (a bucket
+ *    would take the outlier in). */
+static double bf_mean(const int64_t *ts, const double *v, size_t n, int64_t from, int64_t to, size_t *cnt)
+{
+    double s = 0;
+    *cnt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ts[i] >= from && ts[i] < to) { s += v[i]; (*cnt)++; }
+    return *cnt ? s / (double)*cnt : NAN;
+}
+
+static void test_seasonal_tiers(void **state)
+{
+    (void)state;
+    const int64_t DAY = 86400 * SEC, HOUR = 3600 * SEC, now = T0 + 10 * DAY + 12 * HOUR;
+    fixture f;
+    f.dir = mk_test_dir("rule-tiers");
+    mk_faultenv fe;
+    mk_faultenv_init(&fe);
+    fe.fake_now_ms = now;
+    mk_options o;
+    mk_options_init(&o);
+    o.env = &fe.env;
+    o.fsync = MK_FSYNC_OFF;
+    o.is_compaction_off = 1;
+    o.retention_raw_ms = 2 * DAY;
+    mk_diag d = {0};
+    assert_int_equal(mk_db_open(f.dir, &o, &f.db, &d), MK_OK);
+    f.eng = NULL;
+    uint64_t id = series(&f, "svc", "service", "api", "p95_ms");
+    size_t cap = (size_t)(11 * 1440), n = 0;
+    int64_t *ts = malloc(cap * sizeof *ts);
+    double *v = malloc(cap * sizeof *v);
+    mk_point *p = malloc(cap * sizeof *p);
+    assert_true(ts && v && p);
+    for (int64_t k = 0; k < 7 * 1440; k++, n++) {
+        ts[n] = T0 + k * MIN + 30 * SEC;
+        v[n] = 100 + (double)((k * 7919) % 101);
+    }
+    for (int64_t t = T0 + 7 * DAY; t <= now; t += MIN, n++) {
+        ts[n] = t;
+        v[n] = t == now - DAY - HOUR ? 5000 : t > now - HOUR ? 10000 : 100 + (double)((t / MIN) % 13);
+    }
+    /* written day by day, as they would arrive (one bulk write would be
+     * sealed into a few long blocks reaching into the days still kept) */
+    for (size_t i = 0, i0 = 0; i <= n; i++) {
+        if (i < n && (i == i0 || (ts[i] - T0) / DAY == (ts[i0] - T0) / DAY)) {
+            p[i - i0] = (mk_point){id, ts[i], v[i]};
+            continue;
+        }
+        assert_int_equal(mk_db_write(f.db, p, i - i0, &d), MK_OK);
+        assert_int_equal(mk_db_flush(f.db, &d), MK_OK);
+        if (i < n) p[0] = (mk_point){id, ts[i], v[i]};
+        i0 = i;
+    }
+    assert_int_equal(mk_db_compact(f.db, NULL, &d), MK_OK); /* builds the tiers */
+    uint64_t n_drop = 0;
+    assert_int_equal(mk_db_retention(f.db, 0, NULL, NULL, &n_drop, &d), MK_OK);
+    assert_true(n_drop >= 1);
+    /* the weekly rule's baseline window has no raw samples left */
+    int64_t wfrom = now + 1 - HOUR - 7 * DAY, wto = now + 1 - 7 * DAY;
+    mk_iter *it = NULL;
+    assert_int_equal(mk_db_iter(f.db, id, wfrom, wto, &it, &d), MK_OK);
+    const int64_t *gt;
+    const double *gv;
+    size_t m;
+    assert_int_equal(mk_iter_next(it, &gt, &gv, &m, &d), MK_OK);
+    assert_int_equal(m, 0);
+    mk_iter_free(it);
+
+    const char *y = "rules:\n"
+                    "  - {name: weekly, kind: seasonal, measurement: svc, field: p95_ms, baseline: 7d, ratio: 2,"
+                    " direction: above, window: 1h, interval: 1m}\n"
+                    "  - {name: daily, kind: seasonal, measurement: svc, field: p95_ms, baseline: 1d, ratio: 2,"
+                    " direction: above, window: 1h, interval: 1m}\n";
+    fx_engine(&f, y, NULL);
+    eval(&f, now);
+    mk_incident *l;
+    size_t n_inc = incidents(&f, &l);
+    assert_int_equal(n_inc, 2);
+    size_t cw, cd;
+    double want_w = bf_mean(ts, v, n, wfrom, wto, &cw);
+    double want_d = bf_mean(ts, v, n, now + 1 - HOUR - DAY, now + 1 - DAY, &cd);
+    assert_int_equal(cw, 60);
+    assert_int_equal(cd, 60);
+    int seen = 0;
+    for (size_t i = 0; i < n_inc; i++) {
+        double base = l[i].threshold / 2;
+        print_message("  %s: baseline %.9g, brute force %.9g\n", l[i].rule, base,
+                      strcmp(l[i].rule, "weekly") == 0 ? want_w : want_d);
+        if (strcmp(l[i].rule, "weekly") == 0) {
+            assert_true(fabs(base - want_w) <= 1e-6 * want_w);
+            seen |= 1;
+        } else {
+            assert_string_equal(l[i].rule, "daily");
+            assert_true(base == want_d);
+            seen |= 2;
+        }
+    }
+    assert_int_equal(seen, 3);
+    mk_incidents_free(l, n_inc);
+    free(ts);
+    free(v);
+    free(p);
+    fx_close(&f);
+}
+
 /* Anomaly: the score comes from a callback (the detector). Scores
  * 0.2 0.95 0.7 0.4 with above 0.9 and clear_below 0.5:
  * OK, FIRING, FIRING (between), RESOLVED. */
@@ -698,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_threshold_hysteresis),
         cmocka_unit_test(test_dynamic),
         cmocka_unit_test(test_seasonal),
+        cmocka_unit_test(test_seasonal_tiers),
         cmocka_unit_test(test_anomaly),
         cmocka_unit_test(test_heartbeat_stops_and_resumes),
         cmocka_unit_test(test_heartbeat_degraded_then_down),

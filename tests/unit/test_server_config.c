@@ -78,6 +78,33 @@ static void test_valid(void **state)
     mk_config_free(&c);
 }
 
+/* retention.compaction_max_rate: bytes/s with the byte suffixes, or
+ * "unlimited"; absent = 0 (the engine's default); 0 is refused. */
+static void test_compaction_max_rate(void **state)
+{
+    (void)state;
+    static const struct { const char *y; uint64_t want; int n_err; } c[] = {
+        {"retention: {raw: 30d}\n", 0, 0},
+        {"retention: {compaction_max_rate: 32MiB}\n", 32ull << 20, 0},
+        {"retention: {compaction_max_rate: 1000000}\n", 1000000, 0},
+        {"retention: {compaction_max_rate: unlimited}\n", UINT64_MAX, 0},
+        {"retention: {compaction_max_rate: 0}\n", 0, 1},
+        {"retention: {compaction_max_rate: fast}\n", 0, 1},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        mk_config cfg;
+        char *errs = NULL;
+        assert_int_equal(mk_config_init(&cfg), 0);
+        int n = mk_config_parse(&cfg, c[i].y, strlen(c[i].y), &errs);
+        if (n != c[i].n_err) print_error("case %zu: %d errors: %s\n", i, n, errs ? errs : "");
+        assert_int_equal(n, c[i].n_err);
+        if (!c[i].n_err) assert_true(cfg.compaction_max_rate == c[i].want);
+        else assert_non_null(strstr(errs, "retention.compaction_max_rate"));
+        free(errs);
+        mk_config_free(&cfg);
+    }
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -208,6 +235,7 @@ static void test_listen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_valid), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_listen), cmocka_unit_test(test_tls)};
+                                       cmocka_unit_test(test_listen), cmocka_unit_test(test_tls),
+                                       cmocka_unit_test(test_compaction_max_rate)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
