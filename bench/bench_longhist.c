@@ -3,6 +3,7 @@
  * planner reading them (issue 4's figures).
  *
  *   bench_longhist [--days N] [--series N] [--dir DIR] [--keep]
+ *                  [--queries-only] [--once q1-tier|q1-raw|q1-mix|q2-tier|q2-raw|q2-mix|q1-engine [--reps N]]
  *
  * A fast generator makes N series (default 200) at 10 s for N days
  * (default 365: 630 M samples), fleet-like (cpu percent with 2 decimals,
@@ -24,6 +25,16 @@
  *
  * The scratch directory ($MK_BENCH_DIR or /tmp/mk-bench-longhist) is
  * removed at the end unless --keep.
+ *
+ * --queries-only reuses a directory kept by an earlier run with the same
+ * --days and --series (--keep implied) and runs step 4 only. --once X runs
+ * one query once on such a directory and prints nothing else, for
+ * `valgrind --tool=callgrind --toggle-collect=mk_query_exec` (instruction
+ * counts are stable on a loaded machine where times are not); q1-engine is
+ * the engine's part of Q1 (mk_db_iter_buckets and a fold); q1-mix and
+ * q2-mix run tier chosen and raw forced in turn (as step 4). With --reps N
+ * it runs N times (on the default threads unless N is 1) and prints the
+ * median and the fastest time.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -182,6 +193,7 @@ static void *sampler(void *arg)
 
 typedef struct qres {
     double secs;
+    long n_faults; /* minor page faults during mk_query_exec */
     size_t n_rows;
     double *vals;
 } qres;
@@ -221,18 +233,31 @@ static void parse_rows(qres *q, const text *t)
     }
 }
 
-static qres run_query(mk_db *db, const char *q, int tier_mode)
+/* n_threads 0: the default (one per core, at most 8); --once runs one
+ * thread when it runs once, so callgrind sees every instruction. */
+static qres run_query(mk_db *db, const char *q, int tier_mode, int n_threads)
 {
     mk_query_opts o = {0};
     o.tier_mode = tier_mode;
+    o.n_threads = n_threads;
     o.max_points = 100000000;
     o.timeout_ms = -1;
     qres r = {0};
     mk_qresult *res = NULL;
     mk_diag d = {0};
+    struct rusage u0, u1;
+    getrusage(RUSAGE_SELF, &u0);
     double t0 = now_s();
     if (mk_query_exec(db, q, strlen(q), &o, &res, &d)) die(q, &d);
     r.secs = now_s() - t0;
+    getrusage(RUSAGE_SELF, &u1);
+    r.n_faults = u1.ru_minflt - u0.ru_minflt;
+    /* a failed statement is an answer without rows: say so, not 0 rows */
+    for (uint32_t i = 0; i < mk_qresult_n_stmts(res); i++)
+        if (mk_qresult_stmt(res, i)->error) {
+            fprintf(stderr, "bench_longhist: %s: %s\n", q, mk_qresult_stmt(res, i)->error);
+            exit(1);
+        }
     mk_qout_opts oo = {MK_QFMT_CSV, "ms", 0, 0};
     text t = {0};
     if (mk_qresult_write(res, &oo, collect, &t, &d)) die("write answer", &d);
@@ -252,10 +277,13 @@ static void compare_query(mk_db *db, const char *name, const char *q)
 {
     double t_tier[5], t_raw[5];
     qres a = {0}, b = {0};
+    long flt_tier = 0, flt_raw = 0;
     for (int i = 0; i < 5; i++) {
-        qres x = run_query(db, q, MK_QUERY_TIER_AUTO), y = run_query(db, q, MK_QUERY_TIER_RAW);
+        qres x = run_query(db, q, MK_QUERY_TIER_AUTO, 0), y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
         t_tier[i] = x.secs;
         t_raw[i] = y.secs;
+        flt_tier += x.n_faults;
+        flt_raw += y.n_faults;
         if (i == 0) { a = x; b = y; }
         else { free(x.vals); free(y.vals); }
     }
@@ -267,9 +295,9 @@ static void compare_query(mk_db *db, const char *name, const char *q)
         if (e > worst || (isnan(a.vals[i]) != isnan(b.vals[i]))) worst = isnan(e) ? INFINITY : e > worst ? e : worst;
     }
     printf("%s\n  %s\n  tier chosen: median %.3f ms (min %.3f, max %.3f)\n  raw forced:  median %.3f ms (min %.3f, max %.3f)\n"
-           "  speed-up %.1fx; rows %zu vs %zu, largest relative difference %.2e\n",
+           "  speed-up %.1fx; rows %zu vs %zu, largest relative difference %.2e; page faults per query %ld vs %ld\n",
            name, q, t_tier[2] * 1e3, t_tier[0] * 1e3, t_tier[4] * 1e3, t_raw[2] * 1e3, t_raw[0] * 1e3, t_raw[4] * 1e3,
-           t_raw[2] / t_tier[2], a.n_rows, b.n_rows, worst);
+           t_raw[2] / t_tier[2], a.n_rows, b.n_rows, worst, flt_tier / 5, flt_raw / 5);
     free(a.vals);
     free(b.vals);
 }
@@ -408,9 +436,95 @@ static void explain_tier(mk_db *db, const char *q)
     mk_qresult_free(res);
 }
 
+/* The two queries of step 4 for a dataset of days. */
+static void query_texts(int days, int n_series, char *q1, char *q2, size_t cap, char *q2name, size_t name_cap)
+{
+    snprintf(q1, cap, "SELECT mean(v) FROM m WHERE host = 'h000' AND time >= %" PRId64 "ms AND time < %" PRId64 "ms GROUP BY time(1h)",
+             T0, T0 + (int64_t)days * DAY_MS);
+    int qd = days < 90 ? days : 90;
+    int64_t from = T0 + (int64_t)(days - qd) * DAY_MS;
+    snprintf(q2, cap, "SELECT max(v) FROM m WHERE time >= %" PRId64 "ms AND time < %" PRId64 "ms GROUP BY time(1h)", from,
+             from + (int64_t)qd * DAY_MS);
+    snprintf(q2name, name_cap, "Q2: hourly max over all %d series, last %d days", n_series, qd);
+}
+
+/* --once: one query, once (for callgrind). */
+static int run_once(mk_db *db, const char *what, int days, int n_series, int reps)
+{
+    char q1[1024], q2[1024], name[128];
+    query_texts(days, n_series, q1, q2, sizeof q1, name, sizeof name);
+    double *secs = calloc((size_t)reps, sizeof *secs);
+    if (strcmp(what, "q1-engine") == 0) {
+        mk_diag d = {0};
+        mk_matcher m = {"host", "h000", 0};
+        uint64_t *ids = NULL;
+        size_t n_ids = 0;
+        if (mk_db_find_series(db, "m", &m, 1, NULL, &ids, &n_ids, &d) || !n_ids) die("find h000", &d);
+        double acc = 0;
+        for (int rep = 0; rep < reps; rep++) {
+            double t0 = now_s();
+            mk_bucket_iter *bi = NULL;
+            if (mk_db_iter_buckets(db, ids[0], 3600000, T0, T0 + (int64_t)days * DAY_MS, &bi, &d)) die("buckets", &d);
+            mk_bucket_iter_fields(bi, MK_BUCKET_COUNT | MK_BUCKET_SUM);
+            for (;;) {
+                const mk_bucket *b;
+                size_t n;
+                if (mk_bucket_iter_next(bi, &b, &n, &d)) die("buckets", &d);
+                if (!n) break;
+                for (size_t i = 0; i < n; i++) acc += b[i].sum / (double)b[i].count;
+            }
+            mk_bucket_iter_free(bi);
+            secs[rep] = now_s() - t0;
+        }
+        free(ids);
+        qsort(secs, (size_t)reps, sizeof *secs, cmp_d);
+        printf("q1-engine: sum of means %.6g; %d runs: median %.3f ms, min %.3f ms\n", acc, reps, secs[reps / 2] * 1e3, secs[0] * 1e3);
+        free(secs);
+        return 0;
+    }
+    const char *q = strncmp(what, "q1", 2) == 0 ? q1 : strncmp(what, "q2", 2) == 0 ? q2 : NULL;
+    if (q && strcmp(what + 2, "-mix") == 0) {
+        /* tier chosen and raw forced in turn, as compare_query */
+        double *raw = calloc((size_t)reps, sizeof *raw);
+        long flt_a = 0, flt_b = 0; /* minor page faults during each mk_query_exec */
+        for (int rep = 0; rep < reps; rep++) {
+            qres a = run_query(db, q, MK_QUERY_TIER_AUTO, 0), b = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+            flt_a += a.n_faults;
+            flt_b += b.n_faults;
+            secs[rep] = a.secs;
+            raw[rep] = b.secs;
+            free(a.vals);
+            free(b.vals);
+        }
+        qsort(secs, (size_t)reps, sizeof *secs, cmp_d);
+        qsort(raw, (size_t)reps, sizeof *raw, cmp_d);
+        printf("%s: %d runs each: tier chosen median %.3f ms, raw forced median %.3f ms: %.1fx; page faults per run %ld vs %ld\n",
+               what, reps, secs[reps / 2] * 1e3, raw[reps / 2] * 1e3, raw[reps / 2] / secs[reps / 2], flt_a / reps, flt_b / reps);
+        free(raw);
+        free(secs);
+        return 0;
+    }
+    if (!q || (strcmp(what + 2, "-tier") != 0 && strcmp(what + 2, "-raw") != 0)) {
+        fprintf(stderr, "bench_longhist: --once q1-tier|q1-raw|q1-mix|q2-tier|q2-raw|q2-mix|q1-engine\n");
+        return 2;
+    }
+    size_t n_rows = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        qres r = run_query(db, q, strcmp(what + 2, "-tier") == 0 ? MK_QUERY_TIER_AUTO : MK_QUERY_TIER_RAW, reps == 1 ? 1 : 0);
+        secs[rep] = r.secs;
+        n_rows = r.n_rows;
+        free(r.vals);
+    }
+    qsort(secs, (size_t)reps, sizeof *secs, cmp_d);
+    printf("%s: %zu rows; %d runs: median %.3f ms, min %.3f ms\n", what, n_rows, reps, secs[reps / 2] * 1e3, secs[0] * 1e3);
+    free(secs);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int days = 365, n_series = 200, keep = 0, no_baseline = 0;
+    int days = 365, n_series = 200, keep = 0, no_baseline = 0, queries_only = 0, reps = 1;
+    const char *once = NULL;
     const char *root = getenv("MK_BENCH_DIR") ? getenv("MK_BENCH_DIR") : "/tmp/mk-bench-longhist";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) days = atoi(argv[++i]);
@@ -418,21 +532,27 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) root = argv[++i];
         else if (strcmp(argv[i], "--keep") == 0) keep = 1;
         else if (strcmp(argv[i], "--no-baseline") == 0) no_baseline = 1;
+        else if (strcmp(argv[i], "--queries-only") == 0) queries_only = keep = 1;
+        else if (strcmp(argv[i], "--once") == 0 && i + 1 < argc) once = argv[++i], queries_only = keep = 1;
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--compact-only") == 0 && i + 2 < argc) return compact_only(argv[i + 1], strtoull(argv[i + 2], NULL, 10));
         else {
-            fprintf(stderr, "usage: bench_longhist [--days N] [--series N] [--dir DIR] [--keep]\n");
+            fprintf(stderr, "usage: bench_longhist [--days N] [--series N] [--dir DIR] [--keep] [--no-baseline] [--queries-only]"
+                            " [--once q1-tier|q1-raw|q1-mix|q2-tier|q2-raw|q2-mix|q1-engine [--reps N]]\n");
             return 2;
         }
     }
-    if (days < 1 || n_series < 1) return 2;
+    if (days < 1 || n_series < 1 || reps < 1) return 2;
     for (int i = 0; i < 8640; i++) day_wave[i] = sin(2 * M_PI * i / 8640.0);
     char cmd[8192], dir2h[4096], dir[4096], path[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", root, root);
-    if (system(cmd) != 0) return 1;
     snprintf(dir2h, sizeof dir2h, "%s/2h", root);
     snprintf(dir, sizeof dir, "%s/full", root);
     uint64_t *ids = malloc((size_t)n_series * sizeof *ids);
     mk_diag d = {0};
+    uint64_t n_samples = (uint64_t)n_series * (uint64_t)days * 8640;
+    if (queries_only) goto queries;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", root, root);
+    if (system(cmd) != 0) return 1;
     printf("bench_longhist: %d series at 10 s for %d days (%.0f M samples)\n", n_series, days,
            (double)n_series * days * 8640 / 1e6);
 
@@ -466,7 +586,6 @@ int main(int argc, char **argv)
     }
 
     /* 2. the full import */
-    uint64_t n_samples;
     {
         mk_options o;
         mk_options_init(&o);
@@ -489,11 +608,18 @@ int main(int argc, char **argv)
     fflush(stdout);
     snprintf(cmd, sizeof cmd, "/proc/%d/exe --compact-only '%s' %" PRIu64, (int)getpid(), dir, n_samples);
     if (system(cmd) != 0) return 1;
+queries:;
     mk_options o;
     mk_options_init(&o);
     o.is_compaction_off = 1;
     mk_db *db = NULL;
     if (mk_db_open(dir, &o, &db, &d)) die("reopen", &d);
+    if (once) {
+        int rc = run_once(db, once, days, n_series, reps);
+        if (mk_db_close(db, &d)) die("close", &d);
+        free(ids);
+        return rc;
+    }
     {
         snprintf(path, sizeof path, "%s/blocks", dir);
         uint64_t raw = dir_bytes(path);
@@ -511,20 +637,13 @@ int main(int argc, char **argv)
 
     /* 4. queries */
     {
-        char q[1024];
-        snprintf(q, sizeof q, "SELECT mean(v) FROM m WHERE host = 'h000' AND time >= %" PRId64 "ms AND time < %" PRId64 "ms GROUP BY time(1h)",
-                 T0, T0 + (int64_t)days * DAY_MS);
-        compare_query(db, "Q1: hourly mean of one series over the whole history", q);
-        explain_tier(db, q);
+        char q1[1024], q2[1024], name[128];
+        query_texts(days, n_series, q1, q2, sizeof q1, name, sizeof name);
+        compare_query(db, "Q1: hourly mean of one series over the whole history", q1);
+        explain_tier(db, q1);
         engine_q1(db, T0, T0 + (int64_t)days * DAY_MS);
-        int qd = days < 90 ? days : 90;
-        int64_t from = T0 + (int64_t)(days - qd) * DAY_MS;
-        snprintf(q, sizeof q, "SELECT max(v) FROM m WHERE time >= %" PRId64 "ms AND time < %" PRId64 "ms GROUP BY time(1h)", from,
-                 from + (int64_t)qd * DAY_MS);
-        char name[128];
-        snprintf(name, sizeof name, "Q2: hourly max over all %d series, last %d days", n_series, qd);
-        compare_query(db, name, q);
-        explain_tier(db, q);
+        compare_query(db, name, q2);
+        explain_tier(db, q2);
     }
     if (mk_db_close(db, &d)) die("close", &d);
     if (!keep) {

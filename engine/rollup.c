@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,46 +140,63 @@ mk_err mk_rollup_decode(mk_codec *c, const uint8_t *p, size_t len, mk_bucket *ou
 mk_err mk_rollup_decode_some(mk_codec *c, const uint8_t *p, size_t len, unsigned fields, mk_bucket *out,
                              uint32_t cap, uint32_t *n, int64_t *ts, double *v, mk_diag *diag)
 {
+    /* where column k lands in a bucket (column 0, the count, is converted) */
+    static const size_t k_off[MK_ROLLUP_COLS] = {0, offsetof(mk_bucket, sum), offsetof(mk_bucket, min), offsetof(mk_bucket, max),
+                                                 offsetof(mk_bucket, sumsq), offsetof(mk_bucket, first), offsetof(mk_bucket, last)};
     *n = 0;
     if (len < 2 || p[0] != 1 || p[1] != MK_ROLLUP_COLS)
         return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: bad header");
+    if (!(fields & (MK_BUCKET_ALL & ~(unsigned)MK_BUCKET_COUNT))) fields |= MK_BUCKET_COUNT; /* the times come from some column */
     size_t off = 2;
     uint32_t rows = 0;
+    int has_rows = 0; /* the first decoded column set rows and the buckets' starts */
     for (int k = 0; k < MK_ROLLUP_COLS; k++) {
         uint64_t cl;
         size_t used = mk_get_uvarint(p + off, len - off, &cl);
         if (!used || cl > len - off - used) return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: column %d length at offset %zu", k, off);
         off += used;
-        if (k > 0 && !(fields & (1u << k))) {
+        if (!(fields & (1u << k))) {
             /* not asked for: only its bounds were checked (the field
-             * stays NaN from the first column's pass) */
+             * stays NaN, the count 1, from the first decoded column) */
             off += (size_t)cl;
             continue;
         }
         uint32_t got = 0;
         mk_err rc = mk_codec_decode(c, p + off, (size_t)cl, ts, v, MK_CHUNK_MAX_SAMPLES, &got, diag);
         if (rc) return rc;
-        if (k == 0) {
+        if (!has_rows) {
+            has_rows = 1;
             rows = got;
             if (rows == 0 || rows > cap) return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: %u buckets (room for %u)", rows, cap);
-            for (uint32_t i = 0; i < rows; i++) {
-                if (!(v[i] >= 1 && v[i] <= 9007199254740992.0) || v[i] != floor(v[i]))
-                    return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: bucket %u has count %g", i, v[i]);
-                out[i] = (mk_bucket){ts[i], (uint64_t)v[i], NAN, NAN, NAN, NAN, NAN, NAN};
-            }
-        } else {
-            if (got != rows) return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: column %d has %u rows, not %u", k, got, rows);
-            for (uint32_t i = 0; i < rows; i++) {
-                if (ts[i] != out[i].start_ms) return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: column %d row %u time differs", k, i);
-                switch (k) {
-                case 1: out[i].sum = v[i]; break;
-                case 2: out[i].min = v[i]; break;
-                case 3: out[i].max = v[i]; break;
-                case 4: out[i].sumsq = v[i]; break;
-                case 5: out[i].first = v[i]; break;
-                default: out[i].last = v[i]; break;
+            if (k == 0) {
+                for (uint32_t i = 0; i < rows; i++) {
+                    /* a count is a whole number in [1, 2^53] (in that range
+                     * the round trip through int64_t is exact for whole
+                     * numbers only) */
+                    double x = v[i];
+                    if (!(x >= 1 && x <= 9007199254740992.0) || (double)(int64_t)x != x)
+                        return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: bucket %u has count %g", i, x);
+                    out[i] = (mk_bucket){ts[i], (uint64_t)(int64_t)x, NAN, NAN, NAN, NAN, NAN, NAN};
                 }
+                off += (size_t)cl;
+                continue;
             }
+            for (uint32_t i = 0; i < rows; i++) out[i] = (mk_bucket){ts[i], 1, NAN, NAN, NAN, NAN, NAN, NAN};
+        } else if (got != rows) {
+            return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: column %d has %u rows, not %u", k, got, rows);
+        }
+        /* one pass: copy, and check the times (on a mismatch the copied
+         * values are not used) */
+        int64_t bad = 0;
+        char *dst = (char *)out + k_off[k];
+        for (uint32_t i = 0; i < rows; i++, dst += sizeof *out) {
+            bad |= ts[i] ^ out[i].start_ms;
+            memcpy(dst, &v[i], sizeof v[i]);
+        }
+        if (bad) {
+            uint32_t i = 0;
+            while (ts[i] == out[i].start_ms) i++;
+            return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: column %d row %u time differs", k, i);
         }
         off += (size_t)cl;
     }
@@ -587,6 +606,140 @@ mk_err mk_rollup_run(mk_db *db, int is_forced, mk_diag *diag)
  * combined across windows). */
 static int64_t iter_win(const mk_db *db) { return db->rollup_window_ms > 0 ? db->rollup_window_ms : 86400000; }
 
+/*
+ * Decoding scratch of freed bucket iterators (a codec and two sample
+ * buffers), kept for the next ones: mk_codec_new zeroes tens of KiB, and a
+ * query reading one series of a year from the 1 h tier (52 chunks) spent a
+ * tenth of its instructions and most of its page faults there. At most
+ * SCRATCH_POOL sets are kept, for the life of the process (a few hundred
+ * KiB); each is used by one iterator at a time.
+ */
+typedef struct dscratch {
+    mk_codec *codec;
+    int64_t *ts; /* [MK_CHUNK_MAX_SAMPLES] */
+    double *v;   /* [MK_CHUNK_MAX_SAMPLES] */
+    mk_bucket *in, *out; /* a freed iterator's bucket buffers (may be NULL), for the next */
+    size_t cap_in, cap_out;
+} dscratch;
+
+#define SCRATCH_POOL 4
+static pthread_mutex_t g_scratch_mu = PTHREAD_MUTEX_INITIALIZER;
+static dscratch g_scratch[SCRATCH_POOL];
+static size_t g_n_scratch;
+
+static void scratch_free(dscratch *s)
+{
+    mk_codec_free(s->codec);
+    free(s->ts);
+    free(s->v);
+    free(s->in);
+    free(s->out);
+    *s = (dscratch){0};
+}
+
+/* A complete set in *s (taken from the pool or made); MK_ENOMEM. */
+static mk_err scratch_get(dscratch *s)
+{
+    pthread_mutex_lock(&g_scratch_mu);
+    int has = g_n_scratch > 0;
+    if (has) *s = g_scratch[--g_n_scratch];
+    pthread_mutex_unlock(&g_scratch_mu);
+    if (has) return MK_OK;
+    *s = (dscratch){0};
+    if (mk_codec_new(&s->codec) != MK_OK || !(s->ts = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *s->ts)) ||
+        !(s->v = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *s->v))) {
+        scratch_free(s);
+        return MK_ENOMEM;
+    }
+    return MK_OK;
+}
+
+/* Gives a set back (freed when the pool is full); *s is emptied. */
+static void scratch_put(dscratch *s)
+{
+    if (!s->codec) return;
+    pthread_mutex_lock(&g_scratch_mu);
+    int is_kept = g_n_scratch < SCRATCH_POOL;
+    if (is_kept) g_scratch[g_n_scratch++] = *s;
+    pthread_mutex_unlock(&g_scratch_mu);
+    if (is_kept) *s = (dscratch){0};
+    else scratch_free(s);
+}
+
+/*
+ * A snapshot's blocks by time, for the per-window questions of the bucket
+ * iterator (which tier block covers window w, which raw blocks overlap it,
+ * where the next data starts), answered by binary search instead of a scan
+ * of every block per window (a year's query is 53 windows over 53 raw and
+ * 53 tier blocks). Built once per snapshot and kept across resets while the
+ * snapshot is the same (the iterator holds a reference to it meanwhile, so
+ * the same address is the same set).
+ */
+typedef struct bspan {
+    int64_t lo, hi;     /* mk_block_min_ts / max_ts */
+    uint64_t seq;
+    const mk_block *b;
+} bspan;
+
+typedef struct bindex {
+    const mk_blockset *of; /* the snapshot indexed, NULL: none yet */
+    bspan *v;              /* [n] by lo, then seq */
+    int64_t *hmax;         /* [n]: the largest hi of v[0..i] */
+    size_t n, cap;
+} bindex;
+
+static int cmp_bspan(const void *a, const void *b)
+{
+    const bspan *x = a, *y = b;
+    if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static mk_err bindex_build(bindex *ix, const mk_blockset *bs)
+{
+    ix->of = NULL;
+    if (bs->n > ix->cap) {
+        bspan *v = realloc(ix->v, bs->n * sizeof *v);
+        if (!v) return MK_ENOMEM;
+        ix->v = v;
+        int64_t *h = realloc(ix->hmax, bs->n * sizeof *h);
+        if (!h) return MK_ENOMEM;
+        ix->hmax = h;
+        ix->cap = bs->n;
+    }
+    for (size_t i = 0; i < bs->n; i++) {
+        const mk_block *b = bs->v[i]->b;
+        ix->v[i] = (bspan){mk_block_min_ts(b), mk_block_max_ts(b), mk_block_seq(b), b};
+    }
+    ix->n = bs->n;
+    int is_sorted = 1; /* (blocks compacted in time order come sorted already) */
+    for (size_t i = 1; i < ix->n && is_sorted; i++) is_sorted = cmp_bspan(&ix->v[i - 1], &ix->v[i]) <= 0;
+    if (!is_sorted) qsort(ix->v, ix->n, sizeof *ix->v, cmp_bspan);
+    for (size_t i = 0; i < ix->n; i++) ix->hmax[i] = i && ix->hmax[i - 1] > ix->v[i].hi ? ix->hmax[i - 1] : ix->v[i].hi;
+    ix->of = bs;
+    return MK_OK;
+}
+
+/* The first span with lo >= t (n when none). */
+static size_t bindex_lower(const bindex *ix, int64_t t)
+{
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->v[mid].lo < t) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+/* The smallest start of a block with data at or after e (a block spanning
+ * e gives a start before e); INT64_MAX when none. */
+static int64_t bindex_next(const bindex *ix, int64_t e)
+{
+    size_t i = bindex_lower(ix, e);
+    if (i > 0 && ix->hmax[i - 1] >= e) return e - 1; /* something spans e */
+    return i < ix->n ? ix->v[i].lo : INT64_MAX;
+}
+
 struct mk_bucket_iter {
     mk_db *db;
     uint64_t id;
@@ -598,9 +751,7 @@ struct mk_bucket_iter {
     mk_blockset *ts;    /* the tier's snapshot */
     int64_t head_lo, head_hi; /* the series' head samples' range (lo > hi: none) */
     mk_iter *raw;
-    mk_codec *codec;
-    int64_t *sts;
-    double *sv;
+    dscratch dec;       /* decoding scratch (from the pool), when a tier chunk was read */
     mk_bucket *in;      /* buckets of one window at the base width */
     size_t n_in, cap_in;
     mk_bucket cur;      /* the output bucket being combined */
@@ -609,6 +760,7 @@ struct mk_bucket_iter {
     mk_read_stats st;
     unsigned fields;    /* MK_BUCKET_* read from tiers */
     int is_done;
+    bindex ri, ti;      /* bs and ts by time */
 };
 
 static void bucket_iter_release(mk_bucket_iter *it)
@@ -621,9 +773,13 @@ static void bucket_iter_release(mk_bucket_iter *it)
 mk_err mk_bucket_iter_reset(mk_bucket_iter *it, mk_db *db, uint64_t series_id, int64_t step_ms, int64_t from_ms,
                             int64_t to_ms, mk_diag *diag)
 {
-    bucket_iter_release(it);
+    /* the old snapshot is let go after the new one is held, so an index
+     * of the same address is of the same snapshot */
+    mk_blockset *old_bs = it->bs, *old_ts = it->ts;
+    it->bs = it->ts = NULL;
+    mk_err rc = MK_OK;
     it->is_done = 1;
-    if (step_ms <= 0) return mk_diag_set(diag, MK_EINVAL, "bucket width %" PRId64 " ms", step_ms);
+    if (step_ms <= 0) { rc = mk_diag_set(diag, MK_EINVAL, "bucket width %" PRId64 " ms", step_ms); goto out; }
     it->db = db;
     it->id = series_id;
     it->step = step_ms;
@@ -642,7 +798,8 @@ mk_err mk_bucket_iter_reset(mk_bucket_iter *it, mk_db *db, uint64_t series_id, i
     uint32_t ord;
     if (mk_index_ordinal(db->index, series_id, &ord) != MK_OK) {
         pthread_mutex_unlock(&db->mu);
-        return mk_diag_set(diag, MK_ENOTFOUND, "no series with id %016" PRIx64, series_id);
+        rc = mk_diag_set(diag, MK_ENOTFOUND, "no series with id %016" PRIx64, series_id);
+        goto out;
     }
     it->bs = db->blocks;
     atomic_fetch_add(&it->bs->refs, 1);
@@ -665,8 +822,23 @@ mk_err mk_bucket_iter_reset(mk_bucket_iter *it, mk_db *db, uint64_t series_id, i
     it->head_lo = lo;
     it->head_hi = hi;
     pthread_mutex_unlock(&db->mu);
+    if ((it->ri.of != it->bs && bindex_build(&it->ri, it->bs)) || (it->ts && it->ti.of != it->ts && bindex_build(&it->ti, it->ts))) {
+        rc = mk_diag_set(diag, MK_ENOMEM, "no memory for an iterator");
+        goto out;
+    }
     it->is_done = it->from >= it->to;
-    return MK_OK;
+out:
+    if (rc) {
+        it->is_done = 1;
+        bucket_iter_release(it);
+    }
+    /* an index of a snapshot no longer held is forgotten: another set
+     * may come to live at its address */
+    if (it->ri.of != it->bs) it->ri.of = NULL;
+    if (it->ti.of != it->ts) it->ti.of = NULL;
+    mk_blockset_unref(old_bs);
+    mk_blockset_unref(old_ts);
+    return rc;
 }
 
 mk_err mk_db_iter_buckets(mk_db *db, uint64_t series_id, int64_t step_ms, int64_t from_ms, int64_t to_ms,
@@ -684,15 +856,27 @@ mk_err mk_db_iter_buckets(mk_db *db, uint64_t series_id, int64_t step_ms, int64_
 }
 
 void mk_bucket_iter_fields(mk_bucket_iter *it, unsigned fields) { it->fields = fields | MK_BUCKET_COUNT; }
+void mk_bucket_iter_fields_only(mk_bucket_iter *it, unsigned fields) { it->fields = fields & MK_BUCKET_ALL; }
 
 void mk_bucket_iter_free(mk_bucket_iter *it)
 {
     if (!it) return;
     bucket_iter_release(it);
     mk_iter_free(it->raw);
-    mk_codec_free(it->codec);
-    free(it->sts);
-    free(it->sv);
+    free(it->ri.v);
+    free(it->ri.hmax);
+    free(it->ti.v);
+    free(it->ti.hmax);
+    if (it->dec.codec) { /* the bucket buffers go with the set (its own were handed to this iterator) */
+        free(it->dec.in);
+        free(it->dec.out);
+        it->dec.in = it->in;
+        it->dec.cap_in = it->cap_in;
+        it->dec.out = it->out;
+        it->dec.cap_out = it->cap_out;
+        it->in = it->out = NULL;
+    }
+    scratch_put(&it->dec);
     free(it->in);
     free(it->out);
     free(it);
@@ -751,18 +935,25 @@ static mk_err window_from_raw(mk_bucket_iter *it, int64_t a, int64_t b, mk_diag 
 static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t b, mk_diag *diag)
 {
     int64_t win = it->db->rollup_window_ms;
-    const mk_block *rb = tier_block(it->ts, w, win);
+    /* the window's tier block (the highest seq: the tier's blocks lie
+     * inside one window each, as tier_block() reads them) */
+    const mk_block *rb = NULL;
+    uint64_t rseq = 0;
+    for (size_t k = bindex_lower(&it->ti, w); k < it->ti.n && it->ti.v[k].lo < w + win; k++)
+        if (!rb || it->ti.v[k].seq > rseq) { rb = it->ti.v[k].b; rseq = it->ti.v[k].seq; }
     if (!rb) return MK_ENOTFOUND;
     int is_expired = is_raw_expired(it->db, w, it->db->env->now_ms(it->db->env));
     if (!is_expired) {
         if (it->head_lo <= it->head_hi && it->head_lo < w + win && it->head_hi >= w) return MK_ENOTFOUND;
-        for (size_t k = 0; k < it->bs->n; k++) {
-            const mk_block *x = it->bs->v[k]->b;
-            if (mk_block_max_ts(x) < w || mk_block_min_ts(x) >= w + win) continue;
-            if (!is_newer_than(x, mk_block_seq(rb))) continue;
+        /* raw blocks over the window: those starting before its end whose
+         * end is in it or later (back from the first starting at the end,
+         * while some earlier block still reaches w) */
+        for (size_t k = bindex_lower(&it->ri, w + win); k-- > 0 && it->ri.hmax[k] >= w;) {
+            const bspan *x = &it->ri.v[k];
+            if (x->hi < w || x->seq <= rseq) continue;
             /* newer raw block: does it hold this series here? */
             size_t n;
-            const mk_block_chunk *c = mk_block_find(x, it->id, &n);
+            const mk_block_chunk *c = mk_block_find(x->b, it->id, &n);
             for (size_t j = 0; j < n; j++)
                 if (c[j].sum.last_ts_ms >= w && c[j].sum.first_ts_ms < w + win) return MK_ENOTFOUND;
         }
@@ -772,10 +963,13 @@ static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t
     if (n == 0 && !is_expired) return MK_ENOTFOUND; /* a sparse series left out: raw answers */
     for (size_t j = 0; j < n; j++) {
         if (c[j].sum.last_ts_ms < a || c[j].sum.first_ts_ms >= b) continue;
-        if (!it->codec && mk_codec_new(&it->codec)) return mk_diag_set(diag, MK_ENOMEM, "no memory");
-        if (!it->sts) it->sts = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *it->sts);
-        if (!it->sv) it->sv = malloc(MK_CHUNK_MAX_SAMPLES * sizeof *it->sv);
-        if (!it->sts || !it->sv) return mk_diag_set(diag, MK_ENOMEM, "no memory");
+        if (!it->dec.codec) {
+            if (scratch_get(&it->dec)) return mk_diag_set(diag, MK_ENOMEM, "no memory");
+            /* a fresh iterator takes the set's bucket buffers (pages
+             * already touched: faults cost more than the buckets here) */
+            if (!it->in && it->dec.in) { it->in = it->dec.in; it->cap_in = it->dec.cap_in; it->dec.in = NULL; it->dec.cap_in = 0; }
+            if (!it->out && it->dec.out) { it->out = it->dec.out; it->cap_out = it->dec.cap_out; it->dec.out = NULL; it->dec.cap_out = 0; }
+        }
         while (it->cap_in < it->n_in + c[j].sum.count) {
             size_t cap = it->cap_in ? it->cap_in * 2 : 256;
             mk_bucket *p = realloc(it->in, cap * sizeof *p);
@@ -786,8 +980,8 @@ static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t
         const uint8_t *p;
         mk_err rc = mk_block_payload(rb, &c[j], &p, diag);
         uint32_t got = 0;
-        if (!rc) rc = mk_rollup_decode_some(it->codec, p, c[j].len, it->fields, it->in + it->n_in,
-                                            (uint32_t)(it->cap_in - it->n_in), &got, it->sts, it->sv, diag);
+        if (!rc) rc = mk_rollup_decode_some(it->dec.codec, p, c[j].len, it->fields, it->in + it->n_in,
+                                            (uint32_t)(it->cap_in - it->n_in), &got, it->dec.ts, it->dec.v, diag);
         if (rc) {
             char why[sizeof diag->msg];
             snprintf(why, sizeof why, "%s", diag ? diag->msg : "bad rollup chunk");
@@ -796,12 +990,16 @@ static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t
         }
         it->st.n_chunks_summary++;
         it->st.n_bytes_read += c[j].len;
-        /* keep the buckets inside [a, b) */
-        size_t k = it->n_in;
-        for (uint32_t i = 0; i < got; i++) {
-            const mk_bucket *x = &it->in[it->n_in + i];
-            if (x->start_ms >= a && x->start_ms < b) it->in[k++] = *x;
+        /* keep the buckets inside [a, b) (all of them, mostly: then
+         * nothing moves) */
+        const mk_bucket *x = &it->in[it->n_in];
+        if (x[0].start_ms >= a && x[got - 1].start_ms < b) {
+            it->n_in += got;
+            continue;
         }
+        size_t k = it->n_in;
+        for (uint32_t i = 0; i < got; i++)
+            if (x[i].start_ms >= a && x[i].start_ms < b) it->in[k++] = x[i];
         it->n_in = k;
     }
     return MK_OK;
@@ -842,6 +1040,18 @@ mk_err mk_bucket_iter_next(mk_bucket_iter *it, const mk_bucket **b, size_t *n, m
             rc = window_from_raw(it, a, z, diag);
         }
         if (rc) return rc;
+        if (it->step == it->base && it->cur.count == 0 && it->n_out == 0) {
+            /* each input bucket is an output bucket (ascending, distinct
+             * starts, count > 0): hand the window's buffer out as it is */
+            mk_bucket *t = it->out;
+            size_t tc = it->cap_out;
+            it->out = it->in;
+            it->cap_out = it->cap_in;
+            it->n_out = it->n_in;
+            it->in = t;
+            it->cap_in = tc;
+            it->n_in = 0;
+        }
         if (it->step == it->base && it->cur.count == 0) {
             /* each input bucket is an output bucket (ascending, distinct
              * starts): append them without merging one by one */
@@ -871,16 +1081,11 @@ mk_err mk_bucket_iter_next(mk_bucket_iter *it, const mk_bucket **b, size_t *n, m
             it->w = e;
             /* skip windows with no data at all */
             {
-                int64_t next = INT64_MAX;
-                for (size_t k = 0; k < it->bs->n; k++) {
-                    const mk_block *x = it->bs->v[k]->b;
-                    if (mk_block_max_ts(x) >= e && mk_block_min_ts(x) < next) next = mk_block_min_ts(x);
+                int64_t next = bindex_next(&it->ri, e);
+                if (it->ts) {
+                    int64_t t = bindex_next(&it->ti, e);
+                    if (t < next) next = t;
                 }
-                if (it->ts)
-                    for (size_t k = 0; k < it->ts->n; k++) {
-                        const mk_block *x = it->ts->v[k]->b;
-                        if (mk_block_max_ts(x) >= e && mk_block_min_ts(x) < next) next = mk_block_min_ts(x);
-                    }
                 if (it->head_lo <= it->head_hi && it->head_hi >= e && it->head_lo < next) next = it->head_lo;
                 if (next > e) {
                     if (next >= it->to) it->w = it->to;

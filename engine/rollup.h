@@ -30,10 +30,19 @@ mk_err mk_rollup_encode(mk_codec *c, const mk_bucket *b, uint32_t n, mk_buf *out
  * MK_CHUNK_MAX_SAMPLES. MK_ECORRUPT (never a crash) on malformed bytes. */
 mk_err mk_rollup_decode(mk_codec *c, const uint8_t *p, size_t len, mk_bucket *out, uint32_t cap, uint32_t *n,
                         int64_t *ts, double *v, mk_diag *diag);
-/* The same, decoding only the columns in fields (MK_BUCKET_*; the count
- * always): the others are skipped by their length and left NaN. */
+/* The same, decoding only the columns in fields (MK_BUCKET_*): the others
+ * are skipped by their length and left NaN; without MK_BUCKET_COUNT the
+ * count column is skipped too and each bucket's count is 1 (a stored
+ * bucket holds at least one sample). */
 mk_err mk_rollup_decode_some(mk_codec *c, const uint8_t *p, size_t len, unsigned fields, mk_bucket *out,
                              uint32_t cap, uint32_t *n, int64_t *ts, double *v, mk_diag *diag);
+
+/* As mk_bucket_iter_fields (db.h), but the count too is decoded only when
+ * fields has MK_BUCKET_COUNT: otherwise a bucket's count is only known to
+ * be at least 1 (1 for a tier bucket; buckets combined from several, or
+ * made from raw samples, have more). For readers that need a bucket's
+ * count only to tell it is not empty, e.g. max(): half the decoding. */
+void mk_bucket_iter_fields_only(mk_bucket_iter *it, unsigned fields);
 
 /* Adds one sample to bucket b (b->count == 0: b is fresh, start set by the
  * caller). Samples must come in time order. */

@@ -18,6 +18,10 @@
  *             number of parts (independent of the thread count), parts run on
  *             n_threads threads and are merged in part order, so every result
  *             is bit-for-bit the same whatever the thread count.
+ *             direct tier path (count/sum/mean/min/max/spread over GROUP BY
+ *             time in multiples of a rollup tier's width): tier buckets
+ *             folded into per-bucket count/sum/min/max and written straight
+ *             into the answer rows (see "direct tier path" below);
  *             general path: per tag set, the needed fields are decoded and
  *             joined on time into rows; the field condition is evaluated per
  *             row; rows feed the aggregates or become raw output rows;
@@ -76,6 +80,7 @@
 
 #include "exec_int.h"
 #include "parser.h"
+#include "rollup.h"
 #include "util.h"
 
 /* ---- functions ------------------------------------------------------------ */
@@ -196,7 +201,9 @@ typedef struct plan {
     group *groups;
     uint32_t n_groups;
     /* buckets */
-    int64_t *bstart; /* [nb + 1]; bstart[nb] is the end */
+    int64_t *bstart; /* [nb + 1]; bstart[nb] is the end; NULL while is_uniform and not made (make_buckets) */
+    int is_uniform;  /* bucket b starts at b0 + b * iv, for b <= nb (no zone, clear of the end of time) */
+    int64_t b0;
     size_t nb;
     int is_empty;    /* nothing to read (no data, or lo > hi) */
     int is_nothing;  /* the select list expanded to no column: empty answer */
@@ -1159,7 +1166,20 @@ static int64_t win_start(const plan *p, int64_t t)
     return start;
 }
 
-static mk_err make_buckets(mk_xctx *c, plan *p, uint64_t n_cols)
+/* The starts of uniform buckets (p->is_uniform), when they were left out. */
+static mk_err fill_bstart(mk_xctx *c, plan *p)
+{
+    if (p->bstart) return MK_OK;
+    p->bstart = xalloc(c, (p->nb + 1) * sizeof *p->bstart);
+    if (!p->bstart) return mk_x_fail(c, "out of memory");
+    for (size_t i = 0; i <= p->nb; i++) p->bstart[i] = p->b0 + (int64_t)i * p->iv;
+    return MK_OK;
+}
+
+/* is_lazy: uniform buckets are only counted (p->is_uniform, p->b0, p->nb),
+ * their starts made by fill_bstart when a path needs them (the direct tier
+ * path does not: a year of hourly starts was 70 KiB to zero and fill). */
+static mk_err make_buckets(mk_xctx *c, plan *p, uint64_t n_cols, int is_lazy)
 {
     if (!p->has_iv) {
         p->nb = 1;
@@ -1177,10 +1197,26 @@ static mk_err make_buckets(mk_xctx *c, plan *p, uint64_t n_cols)
                          " columns is over the cap of %" PRIu64 " values (raise max_points / the max-select-point setting, "
                          "or use a larger GROUP BY time interval or a shorter time range)",
                          n_est, groups, n_cols + 1, c->max_points);
-    p->bstart = xalloc(c, (n_est + 3) * sizeof *p->bstart);
-    if (!p->bstart) return mk_x_fail(c, "out of memory");
     size_t nb = 0;
     int64_t s = b0;
+    p->is_uniform = 0;
+    if (!p->tz && b0 > MK_X_MIN_TIME_NS && b0 <= p->hi) {
+        /* Without a zone the starts are b0 + i * iv: the loop below would
+         * give exactly these when its last step stays clear of the end of
+         * time (it was a tenth of a 365-day hourly query from the 1 h tier). */
+        uint64_t n = (uint64_t)(((__int128)p->hi - b0) / p->iv) + 1;
+        if (n > n_est + 1) n = n_est + 1;
+        __int128 end = (__int128)b0 + (__int128)n * p->iv;
+        if (end <= MK_X_MAX_TIME_NS - 3600000000000ll) {
+            p->is_uniform = 1;
+            p->b0 = b0;
+            p->nb = (size_t)n;
+            p->bstart = NULL;
+            return is_lazy ? MK_OK : fill_bstart(c, p);
+        }
+    }
+    p->bstart = xalloc(c, (n_est + 3) * sizeof *p->bstart);
+    if (!p->bstart) return mk_x_fail(c, "out of memory");
     while (s <= p->hi && nb < n_est + 1) {
         p->bstart[nb++] = s;
         int64_t nxt_t, nx;
@@ -1259,8 +1295,10 @@ static void agg_merge(agg *a, const agg *b)
         a->vv = vv; a->vt = vt; a->nv = nv; a->cap = cap;
         return;
     }
-    if (b->min < a->min || (b->min == a->min && b->tmin < a->tmin)) { a->min = b->min; a->tmin = b->tmin; }
-    if (b->max > a->max || (b->max == a->max && b->tmax < a->tmax)) { a->max = b->max; a->tmax = b->tmax; }
+    /* a NaN min/max (a summary of NaN samples only) is no value: never
+     * kept over a number, replaced by the first number */
+    if (b->min < a->min || (b->min == a->min && b->tmin < a->tmin) || (isnan(a->min) && !isnan(b->min))) { a->min = b->min; a->tmin = b->tmin; }
+    if (b->max > a->max || (b->max == a->max && b->tmax < a->tmax) || (isnan(a->max) && !isnan(b->max))) { a->max = b->max; a->tmax = b->tmax; }
     if (b->tfirst < a->tfirst || (b->tfirst == a->tfirst && b->first > a->first)) { a->first = b->first; a->tfirst = b->tfirst; }
     if (b->tlast > a->tlast || (b->tlast == a->tlast && b->last > a->last)) { a->last = b->last; a->tlast = b->tlast; }
     a->n += b->n;
@@ -1778,7 +1816,7 @@ static mk_err run_pending(mk_xctx *c, plan *p, uint32_t si, fast_run *r, part *p
     if (!all) return mk_x_fail(c, "out of memory");
     n = 0;
     for (size_t k = 0; k < n_parts; k++) {
-        memcpy(all + n, parts[k].pd, parts[k].n_pd * sizeof *all);
+        if (parts[k].n_pd) memcpy(all + n, parts[k].pd, parts[k].n_pd * sizeof *all); /* (pd is NULL when empty) */
         n += parts[k].n_pd;
     }
     qsort(all, n, sizeof *all, cmp_pend);
@@ -1885,6 +1923,635 @@ out:
         free(parts[k].pd);
     }
     if (r.bend_ms != bend) free(r.bend_ms);
+    return rc;
+}
+
+/* ---- direct tier path: rollup buckets folded straight into the answer ------- */
+
+/*
+ * When every column is one of count/sum/mean/min/max/spread over a GROUP BY
+ * time whose width and offset are whole multiples of a rollup tier's width
+ * (no time zone, no COMPARE, no transformation), each tier bucket lies in
+ * one answer bucket, and the answer needs per group, bucket and field only
+ * count, sum, min and max. This path keeps exactly that (32 bytes, not an
+ * agg of 112), folds the tier's buckets and the raw samples of the partial
+ * tier buckets at the range's edges into it, and writes the answer rows
+ * straight into the result: no per-row slot evaluation, expression walk or
+ * row copy (fill(previous) and fill(linear) go through the column arrays
+ * apply_fill works on). Buckets are uniform without a zone, so a bucket's
+ * end is a running sum, not a table. Series are cut into the same fixed
+ * parts as run_fast (merged in part order), so answers do not depend on the
+ * thread count. Everything else goes through run_fast and emit_agg_group;
+ * both give the same answers (tests/unit/test_rollup_query.c compares them,
+ * and both with raw samples).
+ */
+
+int mk_x_tier_direct_off;
+
+static void apply_fill(const plan *p, double *vals, const uint8_t *empty, const int64_t *times, size_t nb, uint32_t C);
+static double fill_number(const plan *p);
+
+typedef struct tstate {
+    uint64_t n;           /* samples (tier buckets' counts); without TNEED_COUNT only n > 0 means */
+    double sum, min, max; /* NaN min/max: none yet (a tier bucket of NaN samples only) */
+} tstate;
+
+typedef struct tpart {
+    size_t t0, t1;       /* tag sets [t0, t1) */
+    uint32_t g0, g1;     /* groups [g0, g1] */
+    tstate *st;          /* [((g - g0) * nb + b) * n_fields + f] */
+    mk_read_stats *rd;   /* [n_fields] */
+    mk_err rc;
+    char err[512];
+} tpart;
+
+typedef struct tier_run {
+    mk_xctx *c;
+    const plan *p;
+    int64_t step;        /* the tier's bucket width, ms */
+    const int *need;     /* [n_fields] NEED_* of the slots over the field | TNEED_READ; 0: not read */
+    int64_t from_ms, to_ms; /* the range read */
+    int64_t a_ms, z_ms;  /* [a, z): the whole tier buckets inside it (a < z) */
+    int64_t b0_ms, iv_ms; /* answer bucket b is [b0 + b * iv, b0 + (b + 1) * iv) */
+    size_t *n_zeroed;    /* non-NULL (tier_inplace, one field): states from *n_zeroed on are not
+                          * zeroed yet; they are as they are first reached (in ascending order) */
+    tpart *parts;
+    size_t n_parts;
+    atomic_size_t next;
+    atomic_int is_stop;
+} tier_run;
+
+/* need bits beyond NEED_*: the field is read; its count is shown (count(),
+ * mean()). Without TNEED_COUNT a state's n only tells whether it has data. */
+enum { TNEED_READ = 8, TNEED_COUNT = 16 };
+
+/* Zeroes st[*n_zeroed..b] when tier_inplace left them for later: one pass
+ * over the answer's memory fewer. */
+static inline void tier_touch(const tier_run *r, tstate *st, size_t b)
+{
+    if (r->n_zeroed && *r->n_zeroed <= b) {
+        size_t z = *r->n_zeroed;
+        while (z <= b) st[z++] = (tstate){0}; /* (mostly one: buckets come in order) */
+        *r->n_zeroed = z;
+    }
+}
+
+static inline void tstate_add(tstate *s, int need, uint64_t n, double sum, double mn, double mx)
+{
+    if (!s->n) {
+        s->n = n;
+        s->sum = sum;
+        s->min = mn;
+        s->max = mx;
+        return;
+    }
+    s->n += n;
+    if (need & NEED_SUM) s->sum += sum;
+    if ((need & NEED_MIN) && (mn < s->min || isnan(s->min))) s->min = mn;
+    if ((need & NEED_MAX) && (mx > s->max || isnan(s->max))) s->max = mx;
+}
+
+/* Raw samples of [from_ms, to_ms) (a partial tier bucket at an edge of the
+ * range) into st: NaN samples are skipped, as by fold(). */
+static mk_err tier_edge(tier_run *r, mk_iter **it, uint64_t id, tstate *st, uint32_t f, int64_t from_ms, int64_t to_ms,
+                        mk_read_stats *rd, mk_diag *d)
+{
+    const plan *p = r->p;
+    uint32_t F = p->n_fields;
+    int need = r->need[f];
+    mk_err rc = *it ? mk_iter_reset(*it, r->c->db, id, from_ms, to_ms, d) : mk_db_iter(r->c->db, id, from_ms, to_ms, it, d);
+    if (rc) return rc;
+    mk_read_stats before, after;
+    mk_iter_stats(*it, &before);
+    size_t nb = p->nb;
+    int64_t iv = r->iv_ms;
+    for (;;) {
+        const int64_t *ts;
+        const double *v;
+        size_t n;
+        if ((rc = mk_iter_next(*it, &ts, &v, &n, d))) return rc;
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            if (isnan(v[i])) continue;
+            int64_t k = mk_floordiv(ts[i] - r->b0_ms, iv);
+            size_t b = k < 0 ? 0 : (uint64_t)k >= nb ? nb - 1 : (size_t)k; /* (the range lies inside the buckets) */
+            tier_touch(r, st, b);
+            tstate_add(&st[b * F + f], need, 1, v[i], v[i], v[i]);
+        }
+    }
+    mk_iter_stats(*it, &after);
+    add_stats(rd, &after, &before);
+    return MK_OK;
+}
+
+/* One series (field f) into st (its group's states). */
+static mk_err tier_series(tier_run *r, mk_bucket_iter **bi, mk_iter **it, uint64_t id, tstate *st, uint32_t f,
+                          mk_read_stats *rd, mk_diag *d)
+{
+    const plan *p = r->p;
+    uint32_t F = p->n_fields;
+    int need = r->need[f];
+    mk_err rc;
+    if (r->from_ms < r->a_ms && (rc = tier_edge(r, it, id, st, f, r->from_ms, r->a_ms, rd, d))) return rc;
+    rc = *bi ? mk_bucket_iter_reset(*bi, r->c->db, id, r->step, r->a_ms, r->z_ms, d)
+             : mk_db_iter_buckets(r->c->db, id, r->step, r->a_ms, r->z_ms, bi, d);
+    if (rc) return rc;
+    /* the count only for count() and mean(): for the others a bucket's
+     * count only tells it has data (mk_bucket_iter_fields_only) */
+    mk_bucket_iter_fields_only(*bi, (need & TNEED_COUNT ? MK_BUCKET_COUNT : 0) | (need & NEED_SUM ? MK_BUCKET_SUM : 0) |
+                                        (need & NEED_MIN ? MK_BUCKET_MIN : 0) | (need & NEED_MAX ? MK_BUCKET_MAX : 0));
+    mk_read_stats before, after;
+    mk_bucket_iter_stats(*bi, &before);
+    /* tier buckets come in ascending order from a_ms, inside bucket 0 or later */
+    size_t b = 0, nb = p->nb;
+    int64_t iv = r->iv_ms, bend = r->b0_ms + iv;
+    tstate *x = st + f;
+    size_t z = r->n_zeroed ? *r->n_zeroed : SIZE_MAX; /* tier_touch's count, kept here while folding */
+    for (;;) {
+        const mk_bucket *k;
+        size_t n;
+        if ((rc = mk_bucket_iter_next(*bi, &k, &n, d))) break;
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            if (!k[i].count) continue;
+            while (k[i].start_ms >= bend && b + 1 < nb) { b++; bend += iv; x += F; }
+            while (z <= b) st[z++] = (tstate){0};
+            tstate_add(x, need, k[i].count, k[i].sum, k[i].min, k[i].max);
+        }
+    }
+    if (r->n_zeroed) *r->n_zeroed = z;
+    if (rc) return rc;
+    mk_bucket_iter_stats(*bi, &after);
+    rd->n_chunks_summary += after.n_chunks_summary - before.n_chunks_summary;
+    add_stats(rd, &after, &before);
+    if (r->z_ms < r->to_ms && (rc = tier_edge(r, it, id, st, f, r->z_ms, r->to_ms, rd, d))) return rc;
+    return MK_OK;
+}
+
+/* A thread of run_tier_direct: st = its own states of the one group when
+ * the answer does not depend on the order series are folded in (see
+ * there), else NULL (each part has its states). */
+typedef struct tworker {
+    tier_run *r;
+    tstate *st;
+} tworker;
+
+static void *tier_worker(void *arg)
+{
+    tworker *wk = arg;
+    tier_run *r = wk->r;
+    const plan *p = r->p;
+    mk_bucket_iter *bi = NULL;
+    mk_iter *it = NULL;
+    for (;;) {
+        size_t k = atomic_fetch_add(&r->next, 1);
+        if (k >= r->n_parts || atomic_load(&r->is_stop)) break;
+        tpart *pt = &r->parts[k];
+        mk_diag d = {0};
+        for (size_t t = pt->t0; t < pt->t1 && !pt->rc; t++) {
+            const tagset *ts = &p->ts[t];
+            if (r->c->deadline_ms != INT64_MAX && mk_x_mono_ms() > r->c->deadline_ms) {
+                pt->rc = MK_ELIMIT;
+                snprintf(pt->err, sizeof pt->err, "query timeout after %lld ms", (long long)r->c->timeout_ms);
+                break;
+            }
+            tstate *gst = wk->st ? wk->st : pt->st + (size_t)(ts->group - pt->g0) * p->nb * p->n_fields;
+            for (uint32_t f = 0; f < p->n_fields && !pt->rc; f++) {
+                if (!r->need[f] || !ts->fid[f]) continue;
+                if ((pt->rc = tier_series(r, &bi, &it, ts->fid[f], gst, f, &pt->rd[f], &d)))
+                    snprintf(pt->err, sizeof pt->err, "%s", d.msg[0] ? d.msg : mk_strerror(pt->rc));
+            }
+        }
+        if (pt->rc) atomic_store(&r->is_stop, 1);
+    }
+    mk_bucket_iter_free(bi);
+    mk_iter_free(it);
+    return NULL;
+}
+
+/* The tier width the direct path reads, or 0 when the statement is not
+ * one it answers (see above). Needs the buckets (make_buckets). */
+static int64_t tier_direct_step(mk_xctx *c, const plan *p, uint32_t n_runs)
+{
+    if (mk_x_tier_direct_off || n_runs != 1 || !p->is_agg || !p->has_iv || p->tz || p->sub || p->has_fcond ||
+        p->has_transform || p->has_distinct || p->has_integral || p->is_selector_time || !p->n_slots || !p->nb)
+        return 0;
+    for (uint32_t s = 0; s < p->n_slots; s++) {
+        int fn = p->slots[s].fn;
+        if (!(fn == F_COUNT || fn == F_SUM || fn == F_MEAN || fn == F_MIN || fn == F_MAX || fn == F_SPREAD)) return 0;
+    }
+    for (uint32_t k = 0; k < p->n_cols; k++) {
+        const mk_ast *e = unparen(p->cols[k].expr);
+        int is_slot = 0;
+        for (uint32_t s = 0; s < p->n_slots && !is_slot; s++) is_slot = p->slots[s].call == e;
+        if (p->cols[k].tfn != F_NONE || !is_slot) return 0;
+    }
+    for (size_t t = 0; t < p->n_ts; t++)
+        if (p->ts[t].qs) return 0;
+    /* uniform buckets (no zone; clear of both ends of time) in whole ms */
+    if (p->lo <= MK_X_MIN_TIME_NS || p->hi >= MK_X_MAX_TIME_NS || !p->is_uniform || p->b0 % 1000000 || p->iv % 1000000)
+        return 0;
+    const char *why;
+    int64_t step = rollup_step(c, p, p->slots[0].fn, 0, &why);
+    /* no whole tier bucket in the range: nothing to gain */
+    if (step > 0 && -mk_floordiv(-ms_ceil(p->lo), step) * step >= mk_floordiv(ms_end(p->hi), step) * step) return 0;
+    return step;
+}
+
+static inline double tier_value(int fn, const tstate *x)
+{
+    switch (fn) {
+    case F_COUNT: return (double)x->n;
+    case F_SUM: return x->sum;
+    case F_MEAN: return x->sum / (double)x->n;
+    case F_MIN: return x->min;
+    case F_MAX: return x->max;
+    default: return x->max - x->min; /* F_SPREAD */
+    }
+}
+
+static inline void put_qv(mk_qv *q, double v, int is_int)
+{
+    if (isnan(v)) { q->type = MK_QV_NULL; q->u.i = 0; }
+    else if (is_int && fabs(v) < 9e18 && (double)(int64_t)v == v) { q->type = MK_QV_INT; q->u.i = (int64_t)v; }
+    else { q->type = MK_QV_FLOAT; q->u.f = v; }
+}
+
+/* As emit_series: SLIMIT/SOFFSET, OFFSET/LIMIT and the max_points cap over
+ * n_rows rows of group g; *row = where to write *cnt rows (after skipping
+ * *off), NULL when none are to be written. */
+static mk_err tier_rows(mk_xctx *c, plan *p, uint32_t g, size_t n_rows, uint64_t *n_emitted, size_t *off, size_t *cnt, mk_qv **row)
+{
+    const mk_ast_select *sel = p->sel;
+    uint32_t C = p->n_cols;
+    *row = NULL;
+    if (!n_rows) return MK_OK;
+    uint64_t sk = (*n_emitted)++;
+    if (sel->soffset.is_set && sk < (uint64_t)sel->soffset.n) return MK_OK;
+    if (sel->slimit.is_set && sel->slimit.n > 0 &&
+        sk >= (uint64_t)(sel->soffset.is_set ? sel->soffset.n : 0) + (uint64_t)sel->slimit.n)
+        return MK_OK;
+    *off = sel->offset.is_set ? (size_t)sel->offset.n : 0;
+    if (*off >= n_rows) return MK_OK;
+    *cnt = n_rows - *off;
+    if (sel->limit.is_set && sel->limit.n > 0 && (uint64_t)sel->limit.n < *cnt) *cnt = (size_t)sel->limit.n;
+    if (!*cnt) return MK_OK;
+    if (mk_qres_n_values(c->r) + (uint64_t)*cnt * (C + 1) > c->max_points)
+        return mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
+                         " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
+                         c->max_points);
+    const group *gr = &p->groups[g];
+    const char **names = xalloc(c, (C + 1) * sizeof *names);
+    if (!names) return mk_x_fail(c, "out of memory");
+    names[0] = "time";
+    for (uint32_t k = 0; k < C; k++) names[k + 1] = p->cols[k].name;
+    uint32_t idx;
+    if (mk_qres_add_series(c->r, gr->meas, gr->n_tags, gr->tk, gr->tv, C + 1, names, &idx) ||
+        mk_qres_add_rows(c->r, idx, *cnt, row))
+        return mk_x_fail(c, "out of memory");
+    return MK_OK;
+}
+
+/* Group g's answer under fill(previous) or fill(linear): column arrays,
+ * apply_fill, then the rows. */
+static mk_err tier_emit_filled(mk_xctx *c, plan *p, uint32_t g, const tstate *gst, const uint32_t *col_slot, uint64_t *n_emitted)
+{
+    uint32_t C = p->n_cols, F = p->n_fields;
+    size_t nb = p->nb;
+    mk_err rc = MK_OK;
+    double *vals = malloc(nb * C * sizeof *vals);
+    uint8_t *empty = malloc(nb * C);
+    int64_t *times = malloc(nb * sizeof *times);
+    if (!vals || !empty || !times) { rc = mk_x_fail(c, "out of memory"); goto out; }
+    int is_desc = p->sel->is_desc;
+    for (size_t o = 0; o < nb; o++) { /* o: output order */
+        size_t b = is_desc ? nb - 1 - o : o;
+        times[o] = p->b0 + (int64_t)b * p->iv;
+        for (uint32_t k = 0; k < C; k++) {
+            const slot *s = &p->slots[col_slot[k]];
+            const tstate *x = &gst[b * F + s->fidx];
+            empty[o * C + k] = x->n == 0;
+            vals[o * C + k] = x->n ? tier_value(s->fn, x) : NAN;
+        }
+    }
+    apply_fill(p, vals, empty, times, nb, C);
+    size_t off = 0, cnt = 0;
+    mk_qv *row;
+    if ((rc = tier_rows(c, p, g, nb, n_emitted, &off, &cnt, &row)) || !row) goto out;
+    for (size_t o = off; o < off + cnt; o++, row += C + 1) {
+        row[0].type = MK_QV_TIME;
+        row[0].u.i = times[o];
+        for (uint32_t k = 0; k < C; k++) put_qv(&row[k + 1], vals[o * C + k], p->cols[k].is_int);
+    }
+out:
+    free(vals);
+    free(empty);
+    free(times);
+    return rc;
+}
+
+/* A column of the direct path: its function, the field whose states it
+ * reads, whether it shows integers, and what it shows when empty (count()
+ * 0, the others null, or the fill(number)). */
+typedef struct tcol {
+    int fn;
+    uint32_t f;
+    int is_int;
+    double empty_v;
+} tcol;
+
+/* cnt rows of one column (function fn, a constant once inlined) from the
+ * states x0[b * F], buckets in output order from the first. */
+static inline __attribute__((always_inline)) void tier_rows_1(mk_qv *q, const tstate *x0, size_t F, int64_t b0, int64_t iv,
+                                                              size_t nb, size_t cnt, int is_desc, int fn, int is_int,
+                                                              double empty_v)
+{
+    for (size_t o = 0; o < cnt; o++, q += 2) {
+        size_t b = is_desc ? nb - 1 - o : o;
+        const tstate *x = x0 + b * F;
+        q[0].type = MK_QV_TIME;
+        q[0].u.i = b0 + (int64_t)b * iv;
+        put_qv(&q[1], x->n ? tier_value(fn, x) : empty_v, is_int);
+    }
+}
+
+/* Writes group g's answer from its states gst[b * n_fields + f]. */
+static mk_err tier_emit_group(mk_xctx *c, plan *p, uint32_t g, const tstate *gst, const uint32_t *col_slot,
+                              const tcol *tc, uint64_t *n_emitted)
+{
+    uint32_t C = p->n_cols, F = p->n_fields;
+    size_t nb = p->nb;
+    mk_ast_fill fill = p->sel->fill;
+    int is_none = fill == MK_AST_FILL_NONE;
+    /* rows: every bucket, or under fill(none) those where a column has
+     * data; none at all: the group has no series */
+    size_t n_data = 0;
+    for (size_t b = 0; b < nb && (is_none || !n_data); b++) {
+        const tstate *x = gst + b * F;
+        int has = 0;
+        for (uint32_t k = 0; k < C && !has; k++) has = x[tc[k].f].n != 0;
+        n_data += has;
+    }
+    if (!n_data) return MK_OK;
+    if (fill == MK_AST_FILL_PREVIOUS || fill == MK_AST_FILL_LINEAR) return tier_emit_filled(c, p, g, gst, col_slot, n_emitted);
+    double t0 = now_ms_f();
+    size_t off = 0, cnt = 0;
+    mk_qv *row;
+    mk_err rc = tier_rows(c, p, g, is_none ? n_data : nb, n_emitted, &off, &cnt, &row);
+    if (rc || !row) return rc;
+    int is_desc = p->sel->is_desc;
+    size_t skip = off, left = cnt;
+    int64_t b0 = p->b0, iv = p->iv;
+    if (C == 1 && !is_none && !off) {
+        /* one column, every bucket from the first: a loop per function */
+        const tcol *t = &tc[0];
+        const tstate *x0 = gst + t->f;
+        switch (t->fn) {
+        case F_COUNT: tier_rows_1(row, x0, F, b0, iv, nb, cnt, is_desc, F_COUNT, t->is_int, t->empty_v); break;
+        case F_SUM: tier_rows_1(row, x0, F, b0, iv, nb, cnt, is_desc, F_SUM, 0, t->empty_v); break;
+        case F_MEAN: tier_rows_1(row, x0, F, b0, iv, nb, cnt, is_desc, F_MEAN, 0, t->empty_v); break;
+        case F_MIN: tier_rows_1(row, x0, F, b0, iv, nb, cnt, is_desc, F_MIN, 0, t->empty_v); break;
+        case F_MAX: tier_rows_1(row, x0, F, b0, iv, nb, cnt, is_desc, F_MAX, 0, t->empty_v); break;
+        default: tier_rows_1(row, x0, F, b0, iv, nb, cnt, is_desc, F_SPREAD, 0, t->empty_v); break;
+        }
+        left = 0;
+    }
+    for (size_t o = 0; o < nb && left; o++) {
+        size_t b = is_desc ? nb - 1 - o : o;
+        const tstate *x = gst + b * F;
+        if (is_none) {
+            int has = 0;
+            for (uint32_t k = 0; k < C && !has; k++) has = x[tc[k].f].n != 0;
+            if (!has) continue;
+        }
+        if (skip) { skip--; continue; }
+        row[0].type = MK_QV_TIME;
+        row[0].u.i = b0 + (int64_t)b * iv;
+        for (uint32_t k = 0; k < C; k++) {
+            const tstate *y = &x[tc[k].f];
+            put_qv(&row[k + 1], y->n ? tier_value(tc[k].fn, y) : tc[k].empty_v, tc[k].is_int);
+        }
+        row += C + 1;
+        left--;
+    }
+    c->st.out_ms += now_ms_f() - t0;
+    return MK_OK;
+}
+
+/*
+ * One series, one column, every bucket from the first (fill null, or a
+ * number; no DESC, LIMIT, OFFSET, SLIMIT, SOFFSET): the states live in the
+ * answer's own rows (a state is as large as a row of time and value) and
+ * each becomes its row in place. A year's hourly mean then touches one
+ * fresh array, not two: on this project's VMs a page fault costs tens of
+ * microseconds, more than folding the page's 128 buckets.
+ */
+/* Turns the states in q[0..2 nb) (state b in rows b's two values) into
+ * the rows, function fn a constant once inlined. */
+static inline __attribute__((always_inline)) void tier_inplace_rows(mk_qv *q, size_t nb, int64_t b0, int64_t iv, int fn,
+                                                                    int is_int, double empty_v)
+{
+    for (size_t b = 0; b < nb; b++, q += 2) {
+        tstate x;
+        memcpy(&x, q, sizeof x); /* (read before its bytes become the row) */
+        q[0].type = MK_QV_TIME;
+        q[0].u.i = b0 + (int64_t)b * iv;
+        put_qv(&q[1], x.n ? tier_value(fn, &x) : empty_v, is_int);
+    }
+}
+
+static mk_err tier_inplace(mk_xctx *c, plan *p, tier_run *r, const tcol *tc, uint64_t *n_emitted)
+{
+    size_t nb = p->nb;
+    if (mk_qres_n_values(c->r) + (uint64_t)nb * 2 > c->max_points)
+        return mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
+                         " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
+                         c->max_points);
+    const group *gr = &p->groups[0];
+    const char *names[2] = {"time", p->cols[0].name};
+    uint32_t idx;
+    mk_qv *row;
+    if (mk_qres_add_series(c->r, gr->meas, gr->n_tags, gr->tk, gr->tv, 2, names, &idx) || mk_qres_add_rows(c->r, idx, nb, &row))
+        return mk_x_fail(c, "out of memory");
+    tstate *st = (tstate *)(void *)row; /* st[b] is row b's two values */
+    size_t n_zeroed = 0;
+    r->n_zeroed = &n_zeroed; /* (one field: st[b] is bucket b's state) */
+    double t1 = now_ms_f();
+    mk_bucket_iter *bi = NULL;
+    mk_iter *it = NULL;
+    mk_diag d = {0};
+    mk_read_stats rd = {0};
+    mk_err rc = MK_OK;
+    uint64_t id = p->ts[0].fid[0];
+    if (id) rc = tier_series(r, &bi, &it, id, st, 0, &rd, &d);
+    r->n_zeroed = NULL;
+    if (!rc) memset(st + n_zeroed, 0, (nb - n_zeroed) * sizeof *st);
+    mk_bucket_iter_free(bi);
+    mk_iter_free(it);
+    p->fst[0].rd.n_chunks_summary += rd.n_chunks_summary;
+    p->fst[0].rd.n_chunks_decoded += rd.n_chunks_decoded;
+    p->fst[0].rd.n_samples_decoded += rd.n_samples_decoded;
+    p->fst[0].rd.n_bytes_read += rd.n_bytes_read;
+    if (rc) {
+        mk_qres_drop_last_series(c->r);
+        return mk_x_fail(c, "%s", d.msg[0] ? d.msg : mk_strerror(rc));
+    }
+    double t2 = now_ms_f();
+    c->st.read_ms += t2 - t1;
+    size_t b = 0;
+    while (b < nb && !st[b].n) b++;
+    if (b == nb) return mk_qres_drop_last_series(c->r) ? mk_x_fail(c, "out of memory") : MK_OK; /* no data: no series */
+    (*n_emitted)++;
+    const tcol *t = &tc[0];
+    switch (t->fn) { /* a loop per function (tier_inplace_rows) */
+    case F_COUNT: tier_inplace_rows(row, nb, p->b0, p->iv, F_COUNT, t->is_int, t->empty_v); break;
+    case F_SUM: tier_inplace_rows(row, nb, p->b0, p->iv, F_SUM, 0, t->empty_v); break;
+    case F_MEAN: tier_inplace_rows(row, nb, p->b0, p->iv, F_MEAN, 0, t->empty_v); break;
+    case F_MIN: tier_inplace_rows(row, nb, p->b0, p->iv, F_MIN, 0, t->empty_v); break;
+    case F_MAX: tier_inplace_rows(row, nb, p->b0, p->iv, F_MAX, 0, t->empty_v); break;
+    default: tier_inplace_rows(row, nb, p->b0, p->iv, F_SPREAD, 0, t->empty_v); break;
+    }
+    c->st.agg_ms += now_ms_f() - t2;
+    return MK_OK;
+}
+
+/* Reads every tag set from the tier of width step and writes the answer. */
+static mk_err run_tier_direct(mk_xctx *c, plan *p, int64_t step, uint64_t *n_emitted)
+{
+    uint32_t F = p->n_fields, C = p->n_cols;
+    size_t nb = p->nb, n_ts = p->n_ts;
+    size_t n_parts = n_ts < N_PARTS ? n_ts : N_PARTS;
+    mk_err rc = MK_OK;
+    tier_run r;
+    memset(&r, 0, sizeof r);
+    tpart parts[N_PARTS];
+    memset(parts, 0, sizeof parts);
+    tstate *st = NULL;
+    tworker wk[8]; /* (before any goto out: out frees their states) */
+    for (int i = 0; i < 8; i++) wk[i] = (tworker){&r, NULL};
+    int *need = calloc(F ? F : 1, sizeof *need);
+    uint32_t *col_slot = malloc((C ? C : 1) * sizeof *col_slot);
+    tcol *tc = malloc((C ? C : 1) * sizeof *tc);
+    if (!need || !col_slot || !tc) { rc = mk_x_fail(c, "out of memory"); goto out; }
+    if (!n_parts) goto out;
+    for (uint32_t s = 0; s < p->n_slots; s++) {
+        int fn = p->slots[s].fn;
+        need[p->slots[s].fidx] |= slot_needs(fn) | TNEED_READ | (fn == F_COUNT || fn == F_MEAN ? TNEED_COUNT : 0);
+    }
+    double num = p->sel->fill == MK_AST_FILL_NUMBER ? fill_number(p) : NAN;
+    for (uint32_t k = 0; k < C; k++) {
+        const mk_ast *e = unparen(p->cols[k].expr);
+        for (uint32_t s = 0; s < p->n_slots; s++)
+            if (p->slots[s].call == e) { col_slot[k] = s; break; }
+        const slot *sl = &p->slots[col_slot[k]];
+        int is_int = p->cols[k].is_int;
+        tc[k] = (tcol){sl->fn, sl->fidx, is_int, p->sel->fill == MK_AST_FILL_NUMBER ? num : is_int ? 0 : NAN};
+    }
+    r.c = c;
+    r.p = p;
+    r.step = step;
+    r.need = need;
+    r.from_ms = ms_ceil(p->lo);
+    r.to_ms = ms_end(p->hi);
+    r.a_ms = -mk_floordiv(-r.from_ms, step) * step;
+    r.z_ms = mk_floordiv(r.to_ms, step) * step;
+    r.b0_ms = p->b0 / 1000000;
+    r.iv_ms = p->iv / 1000000;
+    {
+        const mk_ast_select *sel = p->sel;
+        if (sizeof(tstate) == 2 * sizeof(mk_qv) && n_ts == 1 && F == 1 && C == 1 && !sel->is_desc &&
+            (sel->fill == MK_AST_FILL_DEFAULT || sel->fill == MK_AST_FILL_NULL || sel->fill == MK_AST_FILL_NUMBER) &&
+            !sel->offset.is_set && !sel->limit.is_set && !sel->slimit.is_set && !sel->soffset.is_set) {
+            rc = tier_inplace(c, p, &r, tc, n_emitted);
+            goto out;
+        }
+    }
+    /* One part: its states are the answer's (no merge). One group and no
+     * sum (count, min, max are exact in any order): a state array per
+     * thread, not per part (a fleet-wide max() over 16 parts zeroed and
+     * merged 16 arrays of every bucket). Otherwise a state array per part,
+     * merged in part order: sums do not depend on the thread count. */
+    size_t per_g = nb * F;
+    int is_any_order = n_parts > 1 && p->n_groups == 1;
+    for (uint32_t f = 0; f < F; f++) is_any_order &= !(need[f] & NEED_SUM);
+    int n_thr = c->n_threads < (int)n_parts ? c->n_threads : (int)n_parts;
+    if (n_thr < 1) n_thr = 1;
+    if (n_thr > 8) n_thr = 8;
+    if (is_any_order) {
+        for (int i = 0; i < n_thr; i++)
+            if (!(wk[i].st = calloc(per_g, sizeof *wk[i].st))) { rc = mk_x_fail(c, "out of memory for %zu states", per_g); goto out; }
+    } else if (n_parts > 1 && !(st = calloc((size_t)p->n_groups * per_g, sizeof *st))) {
+        rc = mk_x_fail(c, "out of memory for %zu states", (size_t)p->n_groups * per_g);
+        goto out;
+    }
+    for (size_t k = 0; k < n_parts; k++) {
+        tpart *pt = &parts[k];
+        pt->t0 = n_ts * k / n_parts;
+        pt->t1 = n_ts * (k + 1) / n_parts;
+        pt->g0 = p->ts[pt->t0].group;
+        pt->g1 = p->ts[pt->t1 - 1].group;
+        pt->rd = calloc(F ? F : 1, sizeof *pt->rd);
+        if (!pt->rd) { rc = mk_x_fail(c, "out of memory"); goto out; }
+        if (is_any_order) continue;
+        pt->st = calloc((size_t)(pt->g1 - pt->g0 + 1) * per_g, sizeof *pt->st);
+        if (!pt->st) { rc = mk_x_fail(c, "out of memory for %zu states", (size_t)(pt->g1 - pt->g0 + 1) * per_g); goto out; }
+    }
+    r.parts = parts;
+    r.n_parts = n_parts;
+    atomic_init(&r.next, 0);
+    atomic_init(&r.is_stop, 0);
+    double t1 = now_ms_f();
+    pthread_t thr[8];
+    int n_started = 0;
+    for (int i = 1; i < n_thr; i++)
+        if (pthread_create(&thr[n_started], NULL, tier_worker, &wk[n_started + 1]) == 0) n_started++;
+    tier_worker(&wk[0]);
+    for (int i = 0; i < n_started; i++) pthread_join(thr[i], NULL);
+    for (size_t k = 0; k < n_parts; k++)
+        for (uint32_t f = 0; f < F; f++) {
+            p->fst[f].rd.n_chunks_summary += parts[k].rd[f].n_chunks_summary;
+            p->fst[f].rd.n_chunks_decoded += parts[k].rd[f].n_chunks_decoded;
+            p->fst[f].rd.n_samples_decoded += parts[k].rd[f].n_samples_decoded;
+            p->fst[f].rd.n_bytes_read += parts[k].rd[f].n_bytes_read;
+        }
+    for (size_t k = 0; k < n_parts; k++)
+        if (parts[k].rc) { rc = mk_x_fail(c, "%s", parts[k].err); goto out; }
+    if (is_any_order) {
+        st = wk[0].st;
+        wk[0].st = NULL;
+        for (int i = 1; i <= n_started; i++)
+            for (size_t j = 0; j < per_g; j++)
+                if (wk[i].st[j].n) tstate_add(&st[j], need[j % F], wk[i].st[j].n, wk[i].st[j].sum, wk[i].st[j].min, wk[i].st[j].max);
+    } else if (n_parts == 1) {
+        st = parts[0].st; /* g0 == 0: tag sets are sorted by group, from group 0 */
+        parts[0].st = NULL;
+    } else {
+        /* merge in part order */
+        for (size_t k = 0; k < n_parts; k++) {
+            const tstate *src = parts[k].st;
+            tstate *dst = st + (size_t)parts[k].g0 * per_g;
+            size_t n = (size_t)(parts[k].g1 - parts[k].g0 + 1) * per_g;
+            for (size_t i = 0; i < n; i++)
+                if (src[i].n) tstate_add(&dst[i], need[i % F], src[i].n, src[i].sum, src[i].min, src[i].max);
+        }
+    }
+    double t2 = now_ms_f();
+    c->st.read_ms += t2 - t1;
+    for (uint32_t g = 0; g < p->n_groups; g++) {
+        if ((rc = tier_emit_group(c, p, g, st + (size_t)g * per_g, col_slot, tc, n_emitted))) goto out;
+        if ((g & 255) == 0 && (rc = mk_x_check_deadline(c))) goto out;
+    }
+    c->st.agg_ms += now_ms_f() - t2;
+out:
+    free(st);
+    for (int i = 0; i < 8; i++) free(wk[i].st);
+    for (size_t k = 0; k < n_parts; k++) {
+        free(parts[k].st);
+        free(parts[k].rd);
+    }
+    free(need);
+    free(col_slot);
+    free(tc);
     return rc;
 }
 
@@ -2952,11 +3619,15 @@ static mk_err exec_select(mk_xctx *c, const mk_ast_select *sel, int64_t inh_lo, 
         }
     }
     if (p.lo > p.hi || !p.n_ts) p.is_empty = 1;
-    if (!p.is_empty && (rc = make_buckets(c, &p, p.n_cols * (1 + 2 * sel->n_compare)))) goto out;
+    if (!p.is_empty && (rc = make_buckets(c, &p, p.n_cols * (1 + 2 * sel->n_compare), 1))) goto out;
     int is_fast = p.is_agg && !p.has_fcond && !p.sub;
     for (uint32_t s = 0; s < p.n_slots; s++) is_fast &= is_decomposable(p.slots[s].fn);
+    int64_t tier_step = is_fast && !p.is_empty ? tier_direct_step(c, &p, n_runs) : 0;
+    /* every other path reads the starts */
+    if (!p.is_empty && !tier_step && (rc = fill_bstart(c, &p))) goto out;
     c->st.plan_ms += now_ms_f() - t0;
     c->st.path = !p.is_agg ? "raw rows: decode and join fields per tag set"
+               : tier_step ? "aggregate: rollup buckets folded straight into the answer columns (raw samples at partial edges)"
                : is_fast ? (c->no_summaries ? "aggregate: decode every chunk, fold into buckets (summaries disabled)"
                                             : "aggregate: chunk summaries where a chunk lies in one bucket, else decode and fold")
                          : "aggregate: decode and join fields per tag set, then reduce";
@@ -3033,6 +3704,11 @@ static mk_err exec_select(mk_xctx *c, const mk_ast_select *sel, int64_t inh_lo, 
         rc = mk_x_fail(c, "max-select-point limit exceeded: %zu aggregate states needed (raise max_points, "
                        "or use a larger GROUP BY time interval or a shorter time range)", n_states);
         goto out;
+    }
+    if (tier_step > 0) {
+        rc = run_tier_direct(c, &p, tier_step, &n_emitted);
+        if (rc) goto out;
+        goto stats;
     }
     runs = calloc(n_runs, sizeof *runs);
     if (!runs) { rc = mk_x_fail(c, "out of memory"); goto out; }

@@ -112,6 +112,11 @@ mk_err mk_x_show(mk_xctx *c, const mk_ast_show *sh);
 /* Looks up $name in opts->params; NULL when missing. */
 const mk_qv *mk_x_param(mk_xctx *c, const char *name);
 
+/* Test hook: 1 turns off the direct tier path of exec.c (rollup buckets
+ * folded straight into the answer), so tests can compare it with the
+ * general aggregate path over the same tier. Never set outside tests. */
+extern int mk_x_tier_direct_off;
+
 #define MK_X_MIN_TIME_NS (INT64_MIN + 2)
 #define MK_X_MAX_TIME_NS (INT64_MAX - 2)
 

@@ -31,6 +31,15 @@ mk_err mk_qres_add_series(mk_qresult *r, const char *name, uint32_t n_tags,
  * STRING values are copied. */
 mk_err mk_qres_add_row(mk_qresult *r, uint32_t idx, const mk_qv *row);
 
+/* Appends n_rows rows to series idx of the current statement and points
+ * *rows at their n_rows * n_cols values for the caller to fill (borrowed:
+ * valid until the next call on r). The caller must store no STRING values
+ * there (they would not be copied) and must fill every value. */
+mk_err mk_qres_add_rows(mk_qresult *r, uint32_t idx, size_t n_rows, mk_qv **rows);
+
+/* Drops the last series added to the current statement (with its rows). */
+mk_err mk_qres_drop_last_series(mk_qresult *r);
+
 /* Values held so far, over all statements (for the max_points cap). */
 uint64_t mk_qres_n_values(const mk_qresult *r);
 
