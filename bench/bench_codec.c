@@ -37,6 +37,8 @@
 #include "format.h"
 #include "xorchunk.h"
 
+#include "longhist_gen.h"
+
 typedef struct series {
     char name[256];
     const char *field; /* points into name */
@@ -101,52 +103,17 @@ static series *load(const char *path, uint32_t *n_series, uint64_t *n_samples)
     return s;
 }
 
-/* ---- bench_longhist's generator (keep in step with bench/bench_longhist.c) ---- */
-
-#define LH_STEP_MS 10000
-#define LH_T0 ((int64_t)1700006400000)
-
-typedef struct lh_gen {
-    uint64_t rng;
-    double level, mem;
-    int kind;
-} lh_gen;
-
-static inline double lh_unit(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (double)(*s >> 11) * 0x1.0p-53;
-}
-
-static double lh_wave[8640];
-
-static inline double lh_sample(lh_gen *g, int64_t ts)
-{
-    double w = lh_wave[(ts / LH_STEP_MS) % 8640];
-    double n = lh_unit(&g->rng) + lh_unit(&g->rng) + lh_unit(&g->rng) - 1.5;
-    double lam = g->level * 10 * (1.2 + w);
-    switch (g->kind) {
-    case 0: return round(lam + n * 2 * sqrt(lam));
-    case 1: return round((40 + lam * 0.05 + fabs(n) * 6) * 100) / 100;
-    case 2: {
-        double e = 0.004 * (1 + w) + n * 0.004;
-        return e <= 0 ? 0 : round(e * 10000) / 10000;
-    }
-    default: return lh_unit(&g->rng) < 1e-5 ? 0 : 1;
-    }
-}
+/* ---- bench_longhist's generator (bench/longhist_gen.h) ---- */
 
 static series *make_longhist(int days, int n_series, uint32_t *n_out, uint64_t *n_samples)
 {
     static const char *fields[4] = {"qps", "p95_ms", "error_rate", "heartbeat"};
-    for (int i = 0; i < 8640; i++) lh_wave[i] = sin(2 * M_PI * i / 8640.0);
+    lh_init();
     series *s = calloc((size_t)n_series, sizeof *s);
     uint32_t n = (uint32_t)days * 8640;
     *n_samples = 0;
     for (int i = 0; i < n_series; i++) {
-        lh_gen g = {0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), 20 + i % 30, 2e8, i % 4};
+        lh_gen g = lh_series(i);
         snprintf(s[i].name, sizeof s[i].name, "m,host=h%03d %s", i, fields[i % 4]);
         s[i].field = strrchr(s[i].name, ' ') + 1;
         s[i].n = n;
@@ -155,7 +122,7 @@ static series *make_longhist(int days, int n_series, uint32_t *n_out, uint64_t *
         if (!s[i].ts || !s[i].v) { fprintf(stderr, "out of memory\n"); exit(1); }
         for (uint32_t j = 0; j < n; j++) {
             s[i].ts[j] = LH_T0 + (int64_t)j * LH_STEP_MS;
-            s[i].v[j] = lh_sample(&g, s[i].ts[j]);
+            s[i].v[j] = lh_sample(&g, s[i].ts[j], NULL);
         }
         *n_samples += n;
     }

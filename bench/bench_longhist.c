@@ -52,9 +52,11 @@
 #include "meerkat/meerkat.h"
 #include "meerkat/query.h"
 
-#define STEP_MS 10000
+#include "longhist_gen.h"
+
+#define STEP_MS LH_STEP_MS
 #define DAY_MS ((int64_t)86400000)
-#define T0 ((int64_t)1700006400000) /* 2023-11-15T00:00:00Z, a whole hour */
+#define T0 LH_T0
 
 static double now_s(void)
 {
@@ -69,46 +71,7 @@ static void die(const char *what, const mk_diag *d)
     exit(1);
 }
 
-/* ---- the generator --------------------------------------------------------- */
-
-typedef struct gen {
-    uint64_t rng;
-    double level, mem;
-    int kind;
-} gen;
-
-static inline double unit(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (double)(*s >> 11) * 0x1.0p-53;
-}
-
-static double day_wave[8640]; /* sin over a day, one per 10 s step */
-
-/* The four fields of the peers' fleet generator (../shared/peers/
- * gen_fleet.py), one per series in turn: qps (integer, daily cycle,
- * Poisson-like noise), p95_ms (2 decimals, grows with load), error_rate
- * (4 decimals, mostly 0 .. 0.02, often 0) and heartbeat (1, rarely 0). */
-static inline double sample(gen *g, int64_t ts)
-{
-    double w = day_wave[(ts / STEP_MS) % 8640];
-    double n = unit(&g->rng) + unit(&g->rng) + unit(&g->rng) - 1.5; /* about normal, sd 0.5 */
-    double lam = g->level * 10 * (1.2 + w);
-    switch (g->kind) {
-    case 0: /* qps */
-        return round(lam + n * 2 * sqrt(lam));
-    case 1: /* p95_ms */
-        return round((40 + lam * 0.05 + fabs(n) * 6) * 100) / 100;
-    case 2: { /* error_rate */
-        double e = 0.004 * (1 + w) + n * 0.004;
-        return e <= 0 ? 0 : round(e * 10000) / 10000;
-    }
-    default: /* heartbeat */
-        return unit(&g->rng) < 1e-5 ? 0 : 1;
-    }
-}
+/* The generator and its entropy floor: bench/longhist_gen.h. */
 
 static void make_ids(mk_db *db, int n_series, uint64_t *ids)
 {
@@ -121,11 +84,12 @@ static void make_ids(mk_db *db, int n_series, uint64_t *ids)
     }
 }
 
-/* Writes days of data; returns samples written. */
-static uint64_t write_days(mk_db *db, int n_series, int days, const uint64_t *ids)
+/* Writes days of data; returns samples written. Adds the entropy floor of
+ * what it wrote, in bits, to *floor_bits unless that is NULL. */
+static uint64_t write_days(mk_db *db, int n_series, int days, const uint64_t *ids, double *floor_bits)
 {
-    gen *g = calloc((size_t)n_series, sizeof *g);
-    for (int s = 0; s < n_series; s++) g[s] = (gen){0x9e3779b97f4a7c15ull * (uint64_t)(s + 1), 20 + s % 30, 2e8, s % 4};
+    lh_gen *g = calloc((size_t)n_series, sizeof *g);
+    for (int s = 0; s < n_series; s++) g[s] = lh_series(s);
     const int per = 100; /* timestamps per batch */
     mk_point *p = malloc((size_t)per * (size_t)n_series * sizeof *p);
     int64_t end = T0 + (int64_t)days * DAY_MS;
@@ -134,7 +98,7 @@ static uint64_t write_days(mk_db *db, int n_series, int days, const uint64_t *id
     for (int64_t t = T0; t < end;) {
         size_t k = 0;
         for (int i = 0; i < per && t < end; i++, t += STEP_MS)
-            for (int s = 0; s < n_series; s++) p[k++] = (mk_point){ids[s], t, sample(&g[s], t)};
+            for (int s = 0; s < n_series; s++) p[k++] = (mk_point){ids[s], t, lh_sample(&g[s], t, floor_bits)};
         if (mk_db_write(db, p, k, &d)) die("write", &d);
         n += k;
     }
@@ -543,7 +507,7 @@ int main(int argc, char **argv)
         }
     }
     if (days < 1 || n_series < 1 || reps < 1) return 2;
-    for (int i = 0; i < 8640; i++) day_wave[i] = sin(2 * M_PI * i / 8640.0);
+    lh_init();
     char cmd[8192], dir2h[4096], dir[4096], path[4200];
     snprintf(dir2h, sizeof dir2h, "%s/2h", root);
     snprintf(dir, sizeof dir, "%s/full", root);
@@ -567,7 +531,8 @@ int main(int argc, char **argv)
         mk_db *db = NULL;
         if (mk_db_open(dir2h, &o, &db, &d)) die("open 2h", &d);
         make_ids(db, n_series, ids);
-        uint64_t n = write_days(db, n_series, bdays, ids);
+        double floor_bits = 0;
+        uint64_t n = write_days(db, n_series, bdays, ids, &floor_bits);
         if (mk_db_flush(db, &d)) die("flush 2h", &d);
         mk_db_stats st;
         mk_db_stats_get(db, &st);
@@ -582,6 +547,11 @@ int main(int argc, char **argv)
         printf("2 h baseline (%d days, WAL on, sealed per 2 h window): %" PRIu64 " blocks, %.3f bytes/sample; "
                "compacted (%.1f s): %" PRIu64 " blocks, %.3f bytes/sample = %.2fx\n",
                bdays, st.n_blocks, (double)b0 / (double)n, secs, st2.n_blocks, (double)b1 / (double)n, (double)b1 / (double)b0);
+        /* Why the issue's 0.8x cannot be reached on this data: no lossless
+         * coder goes below the floor (longhist_gen.h). */
+        printf("entropy floor of these values given the generator's state: %.3f bytes/sample "
+               "(0.8x of the 2 h blocks would be %.3f)\n",
+               floor_bits / 8 / (double)n, 0.8 * (double)b0 / (double)n);
         if (mk_db_close(db, &d)) die("close 2h", &d);
     }
 
@@ -595,7 +565,7 @@ int main(int argc, char **argv)
         if (mk_db_open(dir, &o, &db, &d)) die("open", &d);
         make_ids(db, n_series, ids);
         double t0 = now_s();
-        n_samples = write_days(db, n_series, days, ids);
+        n_samples = write_days(db, n_series, days, ids, NULL);
         if (mk_db_close(db, &d)) die("close", &d);
         double secs = now_s() - t0;
         snprintf(path, sizeof path, "%s/blocks", dir);
