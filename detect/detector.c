@@ -667,40 +667,12 @@ out:
 static mk_err hist_from_tier(mk_det_db_history *h, int64_t step_ms, int64_t from_ms, int64_t to_ms,
                              int is_whole_only, mk_det_agg *out, mk_diag *diag)
 {
-    mk_bucket_iter *it = NULL;
-    mk_err rc = mk_db_iter_buckets(h->db, h->series_id, step_ms, from_ms, to_ms, &it, diag);
-    if (rc) return rc;
-    mk_bucket_iter_fields(it, MK_BUCKET_COUNT | MK_BUCKET_SUM | MK_BUCKET_SUMSQ);
-    double n = 0, sum = 0, sumsq = 0;
-    for (;;) {
-        const mk_bucket *b;
-        size_t k;
-        if ((rc = mk_bucket_iter_next(it, &b, &k, diag)) || k == 0) break;
-        for (size_t i = 0; i < k; i++) {
-            int64_t lo = b[i].start_ms > from_ms ? b[i].start_ms : from_ms;
-            int64_t hi = b[i].start_ms <= INT64_MAX - step_ms ? b[i].start_ms + step_ms : INT64_MAX;
-            if (hi > to_ms) hi = to_ms;
-            if (hi <= lo || !b[i].count || (is_whole_only && hi - lo < step_ms)) continue;
-            double w = (double)(hi - lo) / (double)step_ms;
-            n += w * (double)b[i].count;
-            sum += w * b[i].sum;
-            sumsq += w * b[i].sumsq;
-        }
-    }
-    mk_bucket_iter_free(it);
+    double n, sum, sumsq;
+    mk_err rc = mk_db_bucket_totals(h->db, h->series_id, step_ms, from_ms, to_ms, is_whole_only, &n, &sum, &sumsq,
+                                    diag);
     if (rc) return rc;
     *out = (mk_det_agg){n > 0 && n < 1 ? 1 : (uint64_t)llround(n), sum, sumsq};
     return MK_OK;
-}
-
-/* The finest rollup tier with blocks over [from_ms, to_ms), or 0. */
-static int64_t tier_with_data(mk_db *db, int64_t from_ms, int64_t to_ms)
-{
-    int64_t steps[MK_MAX_ROLLUP_TIERS];
-    size_t n = mk_db_rollup_steps(db, steps, MK_MAX_ROLLUP_TIERS);
-    for (size_t t = 0; t < n; t++)
-        if (mk_db_tier_has_data(db, steps[t], from_ms, to_ms)) return steps[t];
-    return 0;
 }
 
 static mk_err hist_raw(mk_det_db_history *h, int64_t from_ms, int64_t to_ms, mk_det_agg *out, mk_diag *diag);
@@ -720,7 +692,7 @@ mk_err mk_det_db_history_fn(void *ctx, int64_t from_ms, int64_t to_ms, mk_det_ag
         return hist_from_tier(h, step_ms, from_ms, to_ms, 0, out, diag);
     mk_err rc = hist_raw(h, from_ms, to_ms, out, diag);
     if (rc || out->count) return rc;
-    if ((step_ms = tier_with_data(h->db, from_ms, to_ms)))
+    if ((step_ms = mk_db_finest_tier_with_data(h->db, from_ms, to_ms)))
         return hist_from_tier(h, step_ms, from_ms, to_ms, 1, out, diag);
     return MK_OK;
 }

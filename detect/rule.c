@@ -796,54 +796,6 @@ static double reduce(const agg *a, mk_rule_reduce r)
 }
 
 /*
- * Count and sum of series id over [from_ms, to_ms) from its buckets of
- * width step_ms (a rollup tier's; mk_db_iter_buckets reads the tier where
- * it is up to date, raw samples elsewhere). The range rarely falls on
- * bucket edges (rule windows are (now - w, now]): a bucket counts by the
- * share of its width inside the range, so a mean is exact on edges and
- * otherwise weighs each edge bucket as the part of it the range covers.
- * With is_whole_only, only buckets wholly inside count (where raw data had
- * nothing in the range, an edge bucket would count samples outside it).
- * NaN samples count in a bucket's count but not in its sum.
- */
-static mk_err read_tier_sum(mk_db *db, uint64_t id, int64_t step_ms, int64_t from_ms, int64_t to_ms,
-                            int is_whole_only, double *n, double *sum, mk_diag *diag)
-{
-    *n = 0;
-    *sum = 0;
-    mk_bucket_iter *it = NULL;
-    mk_err err = mk_db_iter_buckets(db, id, step_ms, from_ms, to_ms, &it, diag);
-    if (err) return err;
-    mk_bucket_iter_fields(it, MK_BUCKET_COUNT | MK_BUCKET_SUM);
-    for (;;) {
-        const mk_bucket *b;
-        size_t k;
-        if ((err = mk_bucket_iter_next(it, &b, &k, diag)) || k == 0) break;
-        for (size_t i = 0; i < k; i++) {
-            int64_t lo = b[i].start_ms > from_ms ? b[i].start_ms : from_ms;
-            int64_t hi = b[i].start_ms <= INT64_MAX - step_ms ? b[i].start_ms + step_ms : INT64_MAX;
-            if (hi > to_ms) hi = to_ms;
-            if (hi <= lo || !b[i].count || (is_whole_only && hi - lo < step_ms)) continue;
-            double w = (double)(hi - lo) / (double)step_ms;
-            *n += w * (double)b[i].count;
-            *sum += w * b[i].sum;
-        }
-    }
-    mk_bucket_iter_free(it);
-    return err;
-}
-
-/* The finest rollup tier with blocks over [from_ms, to_ms), or 0. */
-static int64_t tier_with_data(mk_db *db, int64_t from_ms, int64_t to_ms)
-{
-    int64_t steps[MK_MAX_ROLLUP_TIERS];
-    size_t n = mk_db_rollup_steps(db, steps, MK_MAX_ROLLUP_TIERS);
-    for (size_t t = 0; t < n; t++)
-        if (mk_db_tier_has_data(db, steps[t], from_ms, to_ms)) return steps[t];
-    return 0;
-}
-
-/*
  * The mean over [from_ms, to_ms) one season back: raw summaries while raw
  * data is kept for the window (mk_db_finest_tier: by the retention policy),
  * else the finest rollup tier that still covers it (a 7 d baseline with
@@ -873,11 +825,14 @@ static mk_err default_baseline(void *ctx, mk_db *db, uint64_t id, int64_t from_m
             *mean = a.sum / (double)a.n;
             return MK_OK;
         }
-        if (!(step_ms = tier_with_data(db, from_ms, to_ms))) return MK_OK;
+        if (!(step_ms = mk_db_finest_tier_with_data(db, from_ms, to_ms))) return MK_OK;
         is_whole_only = 1;
     }
     double wn, sum;
-    if ((err = read_tier_sum(db, id, step_ms, from_ms, to_ms, is_whole_only, &wn, &sum, diag))) return err;
+    /* rule windows are (now - w, now] and rarely fall on bucket edges: an
+     * edge bucket weighs as the share of it the window covers */
+    if ((err = mk_db_bucket_totals(db, id, step_ms, from_ms, to_ms, is_whole_only, &wn, &sum, NULL, diag)))
+        return err;
     if (!(wn > 0)) return MK_OK;
     *n = wn < 1 ? 1 : (uint64_t)llround(wn);
     *mean = sum / wn;

@@ -858,6 +858,44 @@ mk_err mk_db_iter_buckets(mk_db *db, uint64_t series_id, int64_t step_ms, int64_
 void mk_bucket_iter_fields(mk_bucket_iter *it, unsigned fields) { it->fields = fields | MK_BUCKET_COUNT; }
 void mk_bucket_iter_fields_only(mk_bucket_iter *it, unsigned fields) { it->fields = fields & MK_BUCKET_ALL; }
 
+mk_err mk_db_bucket_totals(mk_db *db, uint64_t series_id, int64_t step_ms, int64_t from_ms, int64_t to_ms,
+                           int is_whole_only, double *n, double *sum, double *sumsq, mk_diag *diag)
+{
+    *n = 0;
+    *sum = 0;
+    if (sumsq) *sumsq = 0;
+    mk_bucket_iter *it = NULL;
+    mk_err rc = mk_db_iter_buckets(db, series_id, step_ms, from_ms, to_ms, &it, diag);
+    if (rc) return rc;
+    mk_bucket_iter_fields(it, MK_BUCKET_COUNT | MK_BUCKET_SUM | (sumsq ? MK_BUCKET_SUMSQ : 0u));
+    for (;;) {
+        const mk_bucket *b;
+        size_t k;
+        if ((rc = mk_bucket_iter_next(it, &b, &k, diag)) || k == 0) break;
+        for (size_t i = 0; i < k; i++) {
+            int64_t lo = b[i].start_ms > from_ms ? b[i].start_ms : from_ms;
+            int64_t hi = b[i].start_ms <= INT64_MAX - step_ms ? b[i].start_ms + step_ms : INT64_MAX;
+            if (hi > to_ms) hi = to_ms;
+            if (hi <= lo || !b[i].count || (is_whole_only && hi - lo < step_ms)) continue;
+            double w = (double)(hi - lo) / (double)step_ms;
+            *n += w * (double)b[i].count;
+            *sum += w * b[i].sum;
+            if (sumsq) *sumsq += w * b[i].sumsq;
+        }
+    }
+    mk_bucket_iter_free(it);
+    return rc;
+}
+
+int64_t mk_db_finest_tier_with_data(mk_db *db, int64_t from_ms, int64_t to_ms)
+{
+    int64_t steps[MK_MAX_ROLLUP_TIERS];
+    size_t n = mk_db_rollup_steps(db, steps, MK_MAX_ROLLUP_TIERS);
+    for (size_t t = 0; t < n; t++)
+        if (mk_db_tier_has_data(db, steps[t], from_ms, to_ms)) return steps[t];
+    return 0;
+}
+
 void mk_bucket_iter_free(mk_bucket_iter *it)
 {
     if (!it) return;

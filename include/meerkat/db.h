@@ -375,6 +375,20 @@ enum {
 void mk_bucket_iter_fields(mk_bucket_iter *it, unsigned fields);
 void mk_bucket_iter_free(mk_bucket_iter *it);
 
+/*
+ * Totals of series_id's buckets of width step_ms (mk_db_iter_buckets) over
+ * [from_ms, to_ms), for baselines: a bucket partly inside the range counts
+ * by the share of its width inside it (exact when the range falls on bucket
+ * edges), or not at all with is_whole_only. NaN samples count in *n but not
+ * in the sums. sumsq may be NULL (that column is then not decoded).
+ */
+mk_err mk_db_bucket_totals(mk_db *db, uint64_t series_id, int64_t step_ms, int64_t from_ms, int64_t to_ms,
+                           int is_whole_only, double *n, double *sum, double *sumsq, mk_diag *diag);
+
+/* The finest tier's width with a block overlapping [from_ms, to_ms) (any
+ * series; mk_db_tier_has_data), or 0 when no tier has one. */
+int64_t mk_db_finest_tier_with_data(mk_db *db, int64_t from_ms, int64_t to_ms);
+
 /* Calls cb with every measurement name (ascending, distinct) while it
  * returns 0. cb runs under the database lock: it must not call into db. */
 mk_err mk_db_measurements(mk_db *db, int (*cb)(void *ctx, const char *name), void *ctx,
