@@ -782,21 +782,24 @@ static mk_err index_mons(mk_server *s, mk_diag *diag)
     return MK_OK;
 }
 
-/* The id of monitor m's heartbeat series field k (0 status, 1 latency_ms,
- * 2 duration_ms), creating the series on first use. */
-static mk_err beat_series(mk_server *s, mk_mon *m, int k, uint64_t *id, mk_diag *diag)
+/* The ids of monitor m's heartbeat series fields (0 status, 1 latency_ms,
+ * 2 duration_ms) into ids[]; the fields with is_needed[k] are created on
+ * first use. One lock in the usual case: every id already known. */
+static mk_err beat_series(mk_server *s, mk_mon *m, const int is_needed[3], uint64_t ids[3], mk_diag *diag)
 {
     static const char *const field[3] = {"status", "latency_ms", "duration_ms"};
     pthread_mutex_lock(&s->mon_mu);
-    *id = m->sid[k];
+    memcpy(ids, m->sid, sizeof m->sid);
     pthread_mutex_unlock(&s->mon_mu);
-    if (*id) return MK_OK;
-    mk_tag tag = {"monitor", m->cfg->name};
-    mk_err rc = mk_db_series(s->db, "heartbeat", &tag, 1, field[k], id, diag);
-    if (rc) return rc;
-    pthread_mutex_lock(&s->mon_mu);
-    m->sid[k] = *id;
-    pthread_mutex_unlock(&s->mon_mu);
+    for (int k = 0; k < 3; k++) {
+        if (!is_needed[k] || ids[k]) continue;
+        mk_tag tag = {"monitor", m->cfg->name};
+        mk_err rc = mk_db_series(s->db, "heartbeat", &tag, 1, field[k], &ids[k], diag);
+        if (rc) return rc;
+        pthread_mutex_lock(&s->mon_mu);
+        m->sid[k] = ids[k];
+        pthread_mutex_unlock(&s->mon_mu);
+    }
     return MK_OK;
 }
 
@@ -807,17 +810,19 @@ static mk_err store_beat(mk_server *s, mk_mon *m, int64_t ts_ms, double status, 
                          double duration_ms, mk_diag *diag)
 {
     const double v[3] = {status, latency_ms, duration_ms};
+    int is_needed[3];
+    for (int k = 0; k < 3; k++) {
+        if (isinf(v[k])) return mk_diag_set(diag, MK_EINVAL, "heartbeat value is not finite");
+        is_needed[k] = !isnan(v[k]);
+    }
+    uint64_t ids[3];
+    mk_err rc = beat_series(s, m, is_needed, ids, diag);
+    if (rc) return rc;
     mk_point pts[3];
     size_t n = 0;
-    mk_err rc = MK_OK;
-    for (int k = 0; k < 3 && !rc; k++) {
-        if (isnan(v[k])) continue;
-        if (!isfinite(v[k])) return mk_diag_set(diag, MK_EINVAL, "heartbeat value is not finite");
-        pts[n] = (mk_point){0, ts_ms, v[k]};
-        rc = beat_series(s, m, k, &pts[n].series_id, diag);
-        n++;
-    }
-    if (!rc) rc = mk_db_write(s->db, pts, n, diag);
+    for (int k = 0; k < 3; k++)
+        if (is_needed[k]) pts[n++] = (mk_point){ids[k], ts_ms, v[k]};
+    rc = mk_db_write(s->db, pts, n, diag);
     if (rc == MK_OK) {
         atomic_fetch_add(&s->ingest_samples, n);
         pthread_mutex_lock(&s->mon_mu);
@@ -826,7 +831,7 @@ static mk_err store_beat(mk_server *s, mk_mon *m, int64_t ts_ms, double status, 
             m->last_status = status;
         }
         pthread_mutex_unlock(&s->mon_mu);
-        mk_alerts_on_beat(s->alerts, pts[0].series_id, ts_ms, status); /* heartbeat rules see it at once */
+        mk_alerts_on_beat(s->alerts, ids[0], ts_ms, status); /* heartbeat rules see it at once */
     }
     return rc;
 }
