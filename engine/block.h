@@ -91,6 +91,10 @@ const mk_block_chunk *mk_block_chunks(const mk_block *b, size_t *n);
 /* The chunks of one series (binary search); *n = 0 if none; borrowed. */
 const mk_block_chunk *mk_block_find(const mk_block *b, uint64_t series_id, size_t *n);
 
+/* mk_block_find in each of b[0..n): c[i], nc[i]; the blocks' index
+ * entries and first payload bytes are prefetched in overlapping passes. */
+void mk_block_find_many(const mk_block *const *b, size_t n, uint64_t series_id, const mk_block_chunk **c, size_t *nc);
+
 /* The payload of a chunk after checking its checksum: MK_ECORRUPT naming
  * file and offset if it does not match. */
 mk_err mk_block_payload(const mk_block *b, const mk_block_chunk *c, const uint8_t **p,

@@ -71,6 +71,7 @@ struct mk_codec {
     int zstd_level;
     int has_force;
     mk_codec_force force;
+    int is_fast_decode; /* mk_codec_set_fast_decode */
     int last_int_mode; /* encoder: layout of the last integer stream written */
     int ts_int_mode, val_int_mode;
     int64_t *k;      /* scaled integers, NMAX */
@@ -170,6 +171,13 @@ void mk_codec_set_force(mk_codec *c, const mk_codec_force *f)
 }
 
 void mk_codec_set_zstd_level(mk_codec *c, int level) { c->zstd_level = level; }
+void mk_codec_set_fast_decode(mk_codec *c, int is_fast) { c->is_fast_decode = is_fast != 0; }
+
+void mk_codec_last_int_modes(const mk_codec *c, int *ts_mode, int *val_mode)
+{
+    *ts_mode = c->ts_int_mode;
+    *val_mode = c->val_int_mode;
+}
 
 static int forced(const mk_codec *c, int v) { return c->has_force && v >= 0; }
 
@@ -782,7 +790,9 @@ static mk_err int_encode_(mk_codec *c, const uint64_t *z, uint32_t m, mk_buf *ou
 
     size_t start = out->len;
     mk_err rc = rans_encode(c, z, m, k, out);
-    if (rc || mode == MK_CODEC_INT_RANS || out->len - start < pack_bytes) return rc;
+    /* (laid out for decoding speed: rANS only where it saves a fifth) */
+    size_t rans_below = c->is_fast_decode ? pack_bytes - pack_bytes / 5 : pack_bytes;
+    if (rc || mode == MK_CODEC_INT_RANS || out->len - start < rans_below) return rc;
     out->len = start; /* PACK is smaller */
     rc = put_u8(out, MK_CODEC_INT_PACK);
     if (!rc) rc = put_u8(out, (uint8_t)w);
@@ -1642,7 +1652,7 @@ static mk_err val_decode(mk_codec *c, uint8_t id, rd *r, uint32_t n, double *val
  * when smaller (or always, when forced). */
 static mk_err maybe_zstd(mk_codec *c, mk_buf *col, uint8_t *id, int is_worth_trying)
 {
-    int want = c->has_force ? c->force.zstd : -1;
+    int want = c->has_force ? c->force.zstd : c->is_fast_decode ? 0 : -1;
     if (want == 0 || (want < 0 && (col->len < 48 || !is_worth_trying))) return MK_OK;
     size_t limit = want > 0 ? (size_t)-1 : col->len - uvarint_len(col->len);
     if (zstd_squeeze(c, col->data, col->len, &c->tmp, limit)) return MK_OK;

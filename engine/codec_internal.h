@@ -26,6 +26,10 @@ typedef struct mk_codec_force {
 /* Sets (f != NULL) or clears (f == NULL) the forced choices of c. */
 void mk_codec_set_force(mk_codec *c, const mk_codec_force *f);
 
+/* The integer-stream layouts (MK_CODEC_INT_*, -1: none) of the timestamp
+ * and value columns of the last payload c encoded. */
+void mk_codec_last_int_modes(const mk_codec *c, int *ts_mode, int *val_mode);
+
 /* zstd level of the whole-column zstd stage (default MK_CODEC_ZSTD_LEVEL). */
 void mk_codec_set_zstd_level(mk_codec *c, int level);
 #define MK_CODEC_ZSTD_LEVEL 9

@@ -100,6 +100,9 @@ mk_err mk_rollup_encode(mk_codec *c, const mk_bucket *b, uint32_t n, mk_buf *out
     mk_buf col = {0};
     mk_err rc = MK_OK;
     if (!ts || !v) { rc = MK_ENOMEM; goto out; }
+    /* a tier is read many times for each time it is written, and is
+     * small next to the raw data (see mk_codec_set_fast_decode) */
+    mk_codec_set_fast_decode(c, 1);
     uint8_t hdr[2] = {1, MK_ROLLUP_COLS};
     if ((rc = mk_buf_append(out, hdr, 2))) goto out;
     for (uint32_t i = 0; i < n; i++) ts[i] = b[i].start_ms;
@@ -125,6 +128,7 @@ mk_err mk_rollup_encode(mk_codec *c, const mk_bucket *b, uint32_t n, mk_buf *out
     sum->first = t.first;
     sum->last = t.last;
 out:
+    mk_codec_set_fast_decode(c, 0);
     free(ts);
     free(v);
     mk_buf_free(&col);
@@ -761,6 +765,11 @@ struct mk_bucket_iter {
     unsigned fields;    /* MK_BUCKET_* read from tiers */
     int is_done;
     bindex ri, ti;      /* bs and ts by time */
+    /* the series' chunks in the tier blocks ti.v[f_lo..f_hi), found in
+     * one batch (mk_block_find_many) by the first window read from the
+     * tier; f_hi == 0: not yet */
+    const mk_block_chunk **fc;
+    size_t *fn, f_lo, f_hi, f_cap;
 };
 
 static void bucket_iter_release(mk_bucket_iter *it)
@@ -794,6 +803,7 @@ mk_err mk_bucket_iter_reset(mk_bucket_iter *it, mk_db *db, uint64_t series_id, i
     it->w = mk_floordiv(it->from, win) * win;
     it->n_in = it->n_out = 0;
     it->cur = (mk_bucket){0};
+    it->f_lo = it->f_hi = 0;
     pthread_mutex_lock(&db->mu);
     uint32_t ord;
     if (mk_index_ordinal(db->index, series_id, &ord) != MK_OK) {
@@ -905,6 +915,8 @@ void mk_bucket_iter_free(mk_bucket_iter *it)
     free(it->ri.hmax);
     free(it->ti.v);
     free(it->ti.hmax);
+    free(it->fc);
+    free(it->fn);
     if (it->dec.codec) { /* the bucket buffers go with the set (its own were handed to this iterator) */
         free(it->dec.in);
         free(it->dec.out);
@@ -977,9 +989,32 @@ static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t
      * inside one window each, as tier_block() reads them) */
     const mk_block *rb = NULL;
     uint64_t rseq = 0;
-    for (size_t k = bindex_lower(&it->ti, w); k < it->ti.n && it->ti.v[k].lo < w + win; k++)
-        if (!rb || it->ti.v[k].seq > rseq) { rb = it->ti.v[k].b; rseq = it->ti.v[k].seq; }
+    size_t kb = 0, k0 = bindex_lower(&it->ti, w);
+    for (size_t k = k0; k < it->ti.n && it->ti.v[k].lo < w + win; k++)
+        if (!rb || it->ti.v[k].seq > rseq) { rb = it->ti.v[k].b; rseq = it->ti.v[k].seq; kb = k; }
     if (!rb) return MK_ENOTFOUND;
+    if (!it->f_hi) {
+        /* the first window from the tier: the series' chunks in every tier
+         * block up to the end of the range, in one batch */
+        size_t k1 = k0;
+        while (k1 < it->ti.n && it->ti.v[k1].lo < it->to) k1++;
+        if (k1 - k0 > it->f_cap) {
+            const mk_block_chunk **fc = realloc(it->fc, (k1 - k0) * sizeof *fc);
+            if (fc) it->fc = fc;
+            size_t *fn = fc ? realloc(it->fn, (k1 - k0) * sizeof *fn) : NULL;
+            if (fn) { it->fn = fn; it->f_cap = k1 - k0; }
+        }
+        if (k1 - k0 <= it->f_cap) {
+            const mk_block *bl[64];
+            for (size_t k = k0; k < k1; k += 64) {
+                size_t m = k1 - k < 64 ? k1 - k : 64;
+                for (size_t j = 0; j < m; j++) bl[j] = it->ti.v[k + j].b;
+                mk_block_find_many(bl, m, it->id, it->fc + (k - k0), it->fn + (k - k0));
+            }
+            it->f_lo = k0;
+            it->f_hi = k1;
+        }
+    }
     int is_expired = is_raw_expired(it->db, w, it->db->env->now_ms(it->db->env));
     if (!is_expired) {
         if (it->head_lo <= it->head_hi && it->head_lo < w + win && it->head_hi >= w) return MK_ENOTFOUND;
@@ -997,7 +1032,9 @@ static mk_err window_from_tier(mk_bucket_iter *it, int64_t w, int64_t a, int64_t
         }
     }
     size_t n;
-    const mk_block_chunk *c = mk_block_find(rb, it->id, &n);
+    const mk_block_chunk *c;
+    if (kb >= it->f_lo && kb < it->f_hi) { c = it->fc[kb - it->f_lo]; n = it->fn[kb - it->f_lo]; }
+    else c = mk_block_find(rb, it->id, &n);
     if (n == 0 && !is_expired) return MK_ENOTFOUND; /* a sparse series left out: raw answers */
     for (size_t j = 0; j < n; j++) {
         if (c[j].sum.last_ts_ms < a || c[j].sum.first_ts_ms >= b) continue;

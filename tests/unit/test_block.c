@@ -396,6 +396,73 @@ static void test_roundtrip_random(void **state)
     free(dir);
 }
 
+/* mk_block_find_many over several blocks against a scan of each block's
+ * reference chunks: ids present in some blocks and not others, absent
+ * ones, the extremes; empty batches. */
+static void test_find_many(void **state)
+{
+    (void)state;
+    mk_rng r = {g_seed ^ 0xf1d};
+    printf("test_find_many: seed %016" PRIx64 "\n", g_seed ^ 0xf1d);
+    char *dir = mk_test_dir("block-find-many");
+    assert_non_null(dir);
+    enum { NB = 9 };
+    ref_block rb[NB];
+    mk_block *blk[NB];
+    for (int i = 0; i < NB; i++) {
+        random_block(&r, &rb[i], 1 + mk_rng_below(&r, i < 3 ? 10 : 400), 1 + mk_rng_below(&r, 4), 1 + mk_rng_below(&r, 200), 0);
+        mk_diag d = {0};
+        if (write_block(NULL, dir, (uint64_t)i + 1, &rb[i], &d)) fail_msg("write: %s", d.msg);
+        char path[4200];
+        block_path(path, sizeof path, dir, (uint64_t)i + 1);
+        if (mk_block_open(NULL, path, &blk[i], &d)) fail_msg("open: %s", d.msg);
+    }
+    const mk_block_chunk *c[NB];
+    size_t nc[NB];
+    mk_block_find_many((const mk_block *const *)blk, 0, 1, c, nc); /* nothing to do */
+    size_t n_found = 0, n_absent = 0;
+    for (int q = 0; q < 3000; q++) {
+        uint64_t id;
+        int pick = (int)mk_rng_below(&r, 4);
+        if (pick == 0) id = mk_rng_next(&r);
+        else if (pick == 1) id = mk_rng_below(&r, 2) ? 0 : UINT64_MAX;
+        else { /* an id of some block */
+            const ref_block *b = &rb[mk_rng_below(&r, NB)];
+            id = b->c[mk_rng_below(&r, b->n)].id;
+        }
+        size_t from = mk_rng_below(&r, NB), n = mk_rng_below(&r, NB - from + 1);
+        mk_block_find_many((const mk_block *const *)blk + from, n, id, c, nc);
+        for (size_t i = 0; i < n; i++) {
+            const ref_block *b = &rb[from + i];
+            size_t before = 0, cnt = 0;
+            for (size_t k = 0; k < b->n; k++) {
+                before += b->c[k].id < id;
+                cnt += b->c[k].id == id;
+            }
+            size_t all;
+            const mk_block_chunk *ch = mk_block_chunks(blk[from + i], &all);
+            assert_int_equal(all, b->n);
+            assert_int_equal(nc[i], cnt);
+            if (!cnt) { assert_null(c[i]); n_absent++; continue; }
+            n_found++;
+            assert_ptr_equal(c[i], &ch[before]);
+            for (size_t k = 0; k < cnt; k++) {
+                assert_true(c[i][k].series_id == id);
+                assert_int_equal(c[i][k].len, b->c[before + k].len);
+                assert_true(c[i][k].sum.first_ts_ms == b->c[before + k].sum.first_ts_ms);
+            }
+        }
+    }
+    printf("  %zu finds with chunks, %zu without\n", n_found, n_absent);
+    assert_true(n_found > 1000 && n_absent > 1000);
+    for (int i = 0; i < NB; i++) {
+        mk_block_close(blk[i]);
+        ref_free(&rb[i]);
+    }
+    mk_test_rmrf(dir);
+    free(dir);
+}
+
 static int dir_has(const char *dir, const char *suffix)
 {
     DIR *d = opendir(dir);
@@ -940,6 +1007,7 @@ int main(void)
     printf("test_block: seed %016" PRIx64 " (set MK_TEST_SEED to change)\n", g_seed);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_find_many),
         cmocka_unit_test(test_empty_and_abort),
         cmocka_unit_test(test_ordering_rules),
         cmocka_unit_test(test_every_byte_flip),

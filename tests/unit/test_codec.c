@@ -417,6 +417,83 @@ static void test_sizes(void **state)
     assert_true(x->out.len < 720 / 4);
 }
 
+/* mk_codec_set_fast_decode: exact round trips, never a zstd stage, rANS
+ * only where it is at least a fifth smaller than bit-packing the same
+ * stream (checked against the payload forced to PACK), and the two known
+ * cases: near-Gaussian noise, where rANS gains well under a fifth (about
+ * 0.7 of ~10 bits), is packed; a stream nine tenths zeros, where rANS
+ * gains most of it, stays rANS. */
+static void test_fast_decode(void **state)
+{
+    ctx *x = *state;
+    const uint64_t seed = 0xc0dec006;
+    printf("test_fast_decode seed=0x%" PRIx64 "\n", seed);
+    mk_rng r = {seed};
+    int64_t *ts = malloc(N_MAX * sizeof *ts);
+    double *v = malloc(N_MAX * sizeof *v);
+    static const uint32_t sizes[] = {1, 2, 17, 168, 720, 2016, N_MAX};
+    mk_buf packed = {0};
+    int n_rans = 0, n_pack = 0;
+    for (int tk = 0; tk < TS_KINDS; tk++)
+        for (int vk = 0; vk < V_KINDS; vk++)
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                uint32_t n = sizes[si];
+                gen_ts(&r, tk, ts, n);
+                gen_vals(&r, vk, v, n);
+                mk_codec_set_fast_decode(x->c, 1);
+                mk_err rc = roundtrip(x, ts, v, n, NULL);
+                mk_codec_set_fast_decode(x->c, 0);
+                assert_int_equal(rc, MK_OK);
+                assert_int_equal(x->out.data[0] & MK_CODEC_ZSTD_FLAG, 0);
+                assert_int_equal(x->out.data[1] & MK_CODEC_ZSTD_FLAG, 0);
+                /* (roundtrip encoded twice: the modes are of the same payload) */
+                int tm, vm;
+                mk_codec_last_int_modes(x->c, &tm, &vm);
+                if (vm != MK_CODEC_INT_RANS && tm != MK_CODEC_INT_RANS) { n_pack += vm == MK_CODEC_INT_PACK; continue; }
+                n_rans++;
+                /* the same choices with every stream packed: at least a
+                 * fifth of the rANS stream's packed size larger */
+                uint8_t ids[2] = {x->out.data[0], x->out.data[1]};
+                size_t fast_len = x->out.len;
+                mk_codec_force f = {ids[0], ids[1], -1, MK_CODEC_INT_PACK, -1, 0};
+                mk_codec_set_force(x->c, &f);
+                packed.len = 0;
+                assert_int_equal(mk_codec_encode(x->c, ts, v, n, &packed, NULL), MK_OK);
+                mk_codec_set_force(x->c, NULL);
+                if (!(fast_len < packed.len))
+                    fail_msg("kind %d/%d, %u samples: rANS payload %zu bytes, packed %zu", tk, vk, n, fast_len, packed.len);
+            }
+    printf("  fast layout: %d payloads kept a rANS stream, %d packed their values\n", n_rans, n_pack);
+    assert_true(n_pack > 0);
+    /* known answers on 2016 regular samples */
+    for (int i = 0; i < 2016; i++) ts[i] = 1700000000000 + (int64_t)i * 300000;
+    int tm, vm;
+    gen_vals(&r, V_GAUSS, v, 2016);
+    x->out.len = 0;
+    assert_int_equal(mk_codec_encode(x->c, ts, v, 2016, &x->out, NULL), MK_OK);
+    mk_codec_last_int_modes(x->c, &tm, &vm);
+    size_t normal_len = x->out.len;
+    int normal_vm = vm;
+    mk_codec_set_fast_decode(x->c, 1);
+    x->out.len = 0;
+    assert_int_equal(mk_codec_encode(x->c, ts, v, 2016, &x->out, NULL), MK_OK);
+    mk_codec_last_int_modes(x->c, &tm, &vm);
+    printf("  gaussian 2016: normal %zu bytes (layout %d), fast %zu bytes (layout %d)\n", normal_len, normal_vm, x->out.len, vm);
+    assert_int_equal(normal_vm, MK_CODEC_INT_RANS);
+    assert_int_equal(vm, MK_CODEC_INT_PACK);
+    assert_true(x->out.len >= normal_len && x->out.len * 4 < normal_len * 5);
+    for (int i = 0; i < 2016; i++) v[i] = i % 10 == 3 ? (double)(1 + mk_rng_below(&r, 1000)) : 0.0;
+    x->out.len = 0;
+    assert_int_equal(mk_codec_encode(x->c, ts, v, 2016, &x->out, NULL), MK_OK);
+    mk_codec_last_int_modes(x->c, &tm, &vm);
+    mk_codec_set_fast_decode(x->c, 0);
+    printf("  nine tenths zeros 2016: fast %zu bytes (layout %d)\n", x->out.len, vm);
+    assert_int_equal(vm, MK_CODEC_INT_RANS);
+    mk_buf_free(&packed);
+    free(ts);
+    free(v);
+}
+
 static void test_encode_refuses(void **state)
 {
     ctx *x = *state;
@@ -839,6 +916,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_split_wide_low_bits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_decode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zmean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chooser_reference, setup, teardown),
