@@ -41,7 +41,8 @@
  * env->sleep_ms; a close request, or a caller of mk_db_compact or
  * mk_db_retention waiting for the run, lifts the pace so they never wait
  * on it; mk_db_compact paces at opts.compact_sync_max_bytes_per_s (default
- * unpaced). Rollup building (rollup.c) is not paced.
+ * unpaced). Rollup building (rollup.c) is charged to the same bucket: the
+ * raw chunk bytes it reads and the rollup block bytes it writes.
  *
  * Crash safety: the merged block lists the seqs it replaces (its group's,
  * its own among them, plus any older replaced seqs whose files still
@@ -622,7 +623,7 @@ mk_err mk_db_compact(mk_db *db, mk_compact_stats *st, mk_diag *diag)
     atomic_fetch_sub(&db->n_compact_waiters, 1);
     mk_pacer pace;
     mk_pacer_init(&pace, db, db->opts.compact_sync_max_bytes_per_s, 0);
-    mk_err rc = mk_rollup_run(db, 1, diag);
+    mk_err rc = mk_rollup_run(db, 1, &pace, diag);
     if (!rc) rc = mk_compact_run(db, 1, &pace, st, diag);
     pthread_mutex_unlock(&db->compact_mu);
     return rc;
@@ -653,7 +654,7 @@ static void *compact_main(void *arg)
         if (is_stopping) break;
         mk_diag d = {0};
         pthread_mutex_lock(&db->compact_mu);
-        mk_err rc = mk_rollup_run(db, 0, &d);
+        mk_err rc = mk_rollup_run(db, 0, &pace, &d);
         if (rc) mk_db_log(db, MK_LOG_ERROR, "rollups: %s", d.msg);
         rc = mk_compact_run(db, 0, &pace, NULL, &d);
         if (rc) mk_db_log(db, MK_LOG_ERROR, "compaction: %s", d.msg);

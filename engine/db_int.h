@@ -185,10 +185,13 @@ mk_err mk_db_open_block_dir(mk_db *db, const char *dir, uint16_t flags, mk_block
 
 /* rollup.c: tiers opened at mk_db_open (after the raw blocks), freed at
  * close; mk_rollup_run (compact_mu held) builds what is missing or stale,
- * only windows ending by sealed_until_ms unless forced. */
+ * only windows ending by sealed_until_ms unless forced; pace (compact.h,
+ * may be NULL = unpaced) is charged the raw chunk bytes read and the
+ * rollup block bytes written. */
 mk_err mk_rollup_open(mk_db *db, mk_diag *diag);
 void mk_rollup_close(mk_db *db);
-mk_err mk_rollup_run(mk_db *db, int is_forced, mk_diag *diag);
+struct mk_pacer;
+mk_err mk_rollup_run(mk_db *db, int is_forced, struct mk_pacer *pace, mk_diag *diag);
 
 /* retention.c, with compact_mu held. */
 mk_err mk_retention_run(mk_db *db, int is_dry_run, void (*cb)(void *ctx, const mk_retention_drop *d),

@@ -342,9 +342,10 @@ typedef struct tbuild {
     mk_bucket *b;  /* [win / step] buckets of the current series */
     size_t n_b;
     const mk_block *old; /* the block replaced, or NULL */
+    uint64_t n_charged;  /* payload bytes charged to the pacer */
 } tbuild;
 
-static mk_err flush_series(mk_codec *codec, tbuild *t, uint64_t id, mk_buf *enc, mk_diag *diag)
+static mk_err flush_series(mk_codec *codec, tbuild *t, uint64_t id, mk_buf *enc, mk_pacer *pace, mk_diag *diag)
 {
     for (size_t off = 0; off < t->n_b; off += MK_CHUNK_MAX_SAMPLES) {
         uint32_t m = (uint32_t)(t->n_b - off < MK_CHUNK_MAX_SAMPLES ? t->n_b - off : MK_CHUNK_MAX_SAMPLES);
@@ -352,6 +353,8 @@ static mk_err flush_series(mk_codec *codec, tbuild *t, uint64_t id, mk_buf *enc,
         enc->len = 0;
         mk_err rc = mk_rollup_encode(codec, t->b + off, m, enc, &sum);
         if (rc) return mk_diag_set(diag, rc, "rollup: encoding %u buckets failed", m);
+        mk_pacer_charge(pace, enc->len + 8); /* (+ its checksum) */
+        t->n_charged += enc->len + 8;
         if ((rc = mk_block_writer_add(t->w, id, &sum, enc->data, enc->len, diag))) return rc;
     }
     t->n_b = 0;
@@ -362,7 +365,7 @@ static mk_err flush_series(mk_codec *codec, tbuild *t, uint64_t id, mk_buf *enc,
  * view; seqs[i] were taken with the snapshot; olds[i] are the blocks they
  * replace (may be NULL); ids the series with raw chunks in the window. */
 static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_block **olds, const uint64_t *ids,
-                           size_t n_ids, mk_diag *diag)
+                           size_t n_ids, mk_pacer *pace, mk_diag *diag)
 {
     int64_t win = db->rollup_window_ms;
     tbuild tb[MK_MAX_ROLLUP_TIERS];
@@ -411,11 +414,16 @@ static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_
         rc = it ? mk_iter_reset(it, db, ids[k], w, w + win, diag) : mk_db_iter(db, ids[k], w, w + win, &it, diag);
         if (rc == MK_ENOTFOUND) { rc = MK_OK; continue; } /* not in the index: open refused that already */
         if (rc) goto out;
+        mk_read_stats rs0, rs1;
+        mk_iter_stats(it, &rs0);
         for (;;) {
             const int64_t *ts;
             const double *v;
             size_t n;
             if ((rc = mk_iter_next(it, &ts, &v, &n, diag))) goto out; /* a damaged chunk: no rollup from part of it */
+            mk_iter_stats(it, &rs1);
+            mk_pacer_charge(pace, rs1.n_bytes_read - rs0.n_bytes_read); /* (after the read: the iterator reads ahead) */
+            rs0 = rs1;
             if (!n) break;
             n_samples += n;
             for (size_t t = 0; t < db->n_tiers; t++) {
@@ -433,7 +441,7 @@ static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_
                 tb[t].n_b = 0;
                 continue;
             }
-            if ((rc = flush_series(codec, &tb[t], ids[k], &enc, diag))) goto out;
+            if ((rc = flush_series(codec, &tb[t], ids[k], &enc, pace, diag))) goto out;
         }
     }
     /* durable first, then published, tier by tier */
@@ -447,6 +455,8 @@ static mk_err build_window(mk_db *db, int64_t w, const uint64_t *seqs, const mk_
         mk_block *nb = NULL;
         mk_blockref *ref = NULL;
         rc = mk_block_open(db->env, path, &nb, diag);
+        /* the rest of the file: header, index, footer */
+        if (!rc && mk_block_file_bytes(nb) > tb[t].n_charged) mk_pacer_charge(pace, mk_block_file_bytes(nb) - tb[t].n_charged);
         if (!rc && !(ref = mk_blockref_new(nb))) {
             mk_block_close(nb);
             rc = mk_diag_set(diag, MK_ENOMEM, "no memory for rollups");
@@ -482,7 +492,7 @@ out:
 }
 
 /* Plans and builds one window needing work; *did = 1 if it did. */
-static mk_err rollup_step(mk_db *db, int is_forced, int64_t *cursor, int *did, mk_diag *diag)
+static mk_err rollup_step(mk_db *db, int is_forced, mk_pacer *pace, int64_t *cursor, int *did, mk_diag *diag)
 {
     *did = 0;
     int64_t win = db->rollup_window_ms;
@@ -571,7 +581,7 @@ static mk_err rollup_step(mk_db *db, int is_forced, int64_t *cursor, int *did, m
     for (size_t i = 0; i < n_ids; i++)
         if (!u || ids[u - 1] != ids[i]) ids[u++] = ids[i];
     n_ids = u;
-    rc = build_window(db, w, seqs, olds, ids, n_ids, diag);
+    rc = build_window(db, w, seqs, olds, ids, n_ids, pace, diag);
     /* the window's raw pages were read once: do not keep them resident */
     for (size_t k = 0; k < bs->n; k++) {
         const mk_block *b = bs->v[k]->b;
@@ -589,7 +599,7 @@ out:
     return rc;
 }
 
-mk_err mk_rollup_run(mk_db *db, int is_forced, mk_diag *diag)
+mk_err mk_rollup_run(mk_db *db, int is_forced, mk_pacer *pace, mk_diag *diag)
 {
     if (db->n_tiers == 0 || db->opts.is_read_only) return MK_OK;
     mk_err rc = MK_OK;
@@ -599,7 +609,7 @@ mk_err mk_rollup_run(mk_db *db, int is_forced, mk_diag *diag)
         int is_stopping = db->is_compact_stopping && !is_forced;
         pthread_mutex_unlock(&db->mu);
         if (is_stopping) break;
-        rc = rollup_step(db, is_forced, &cursor, &did, diag);
+        rc = rollup_step(db, is_forced, pace, &cursor, &did, diag);
     }
     return rc;
 }

@@ -432,8 +432,11 @@ static struct {
     int64_t now_ms;                  /* __atomic */
     pthread_mutex_t mu;
     char is_block_fd[4096];
+    char is_rollup_fd[4096];
     uint64_t written_in_s[PACE_MAX_S]; /* bytes written to blocks, by fake second */
     uint64_t n_written;
+    uint64_t rollup_written_in_s[PACE_MAX_S]; /* to rollup blocks */
+    uint64_t n_rollup_written;
 } pe;
 
 static int64_t pe_now(mk_env *e) { (void)e; return __atomic_load_n(&pe.now_ms, __ATOMIC_SEQ_CST); }
@@ -445,6 +448,7 @@ static int pe_open(mk_env *e, const char *path, int flags, int mode)
     if (fd >= 0 && fd < 4096) {
         pthread_mutex_lock(&pe.mu);
         pe.is_block_fd[fd] = strstr(path, "/blocks/") != NULL;
+        pe.is_rollup_fd[fd] = strstr(path, "/rollup/") != NULL;
         pthread_mutex_unlock(&pe.mu);
     }
     return fd;
@@ -460,8 +464,27 @@ static ssize_t pe_pwrite(mk_env *e, int fd, const void *b, size_t n, off_t off)
         pe.written_in_s[s] += (uint64_t)w;
         pe.n_written += (uint64_t)w;
     }
+    if (w > 0 && fd >= 0 && fd < 4096 && pe.is_rollup_fd[fd]) {
+        int64_t s = (pe_now(NULL) - PACE_T0_MS) / 1000;
+        assert_true(s >= 0 && s < PACE_MAX_S);
+        pe.rollup_written_in_s[s] += (uint64_t)w;
+        pe.n_rollup_written += (uint64_t)w;
+    }
     pthread_mutex_unlock(&pe.mu);
     return w;
+}
+
+/* pe afresh: the default env with its clock, sleep, open and pwrite. */
+static void pe_start(void)
+{
+    memset(&pe, 0, sizeof pe);
+    pthread_mutex_init(&pe.mu, NULL);
+    pe.env = *mk_env_default();
+    pe.env.open = pe_open;
+    pe.env.pwrite = pe_pwrite;
+    pe.env.now_ms = pe_now;
+    pe.env.sleep_ms = pe_sleep;
+    pe.now_ms = PACE_T0_MS;
 }
 
 /* Bytes of the block files of dir; *last gets the size of the newest
@@ -492,6 +515,25 @@ static uint64_t dir_mkb_bytes(const char *dir, uint64_t *last)
     }
     closedir(d);
     return n;
+}
+
+/* A copy of f's (closed) directory in a new test directory named name,
+ * compacted there unpaced: *cs and *st after (the reference of a paced
+ * run). The caller frees the name. */
+static char *compacted_copy(const fx *f, const char *name, mk_compact_stats *cs, mk_db_stats *st)
+{
+    char *dir2 = mk_test_dir(name);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cp -r %s/. %s/", f->dir, dir2);
+    assert_int_equal(system(cmd), 0);
+    fx f2 = *f;
+    f2.dir = dir2;
+    fx_open(&f2);
+    mk_diag d = {0};
+    assert_int_equal(mk_db_compact(f2.db, cs, &d), MK_OK);
+    mk_db_stats_get(f2.db, st);
+    fx_close(&f2);
+    return dir2;
 }
 
 /* The background thread at 128 KiB/s: the bytes it reads and writes per
@@ -539,32 +581,16 @@ static void test_paced_thread(void **state)
     fx_close(&f);
     uint64_t n_last = 0, n_in = dir_mkb_bytes(f.dir, &n_last);
     n_in -= n_last; /* the last window's block is never read */
-    char *dir2 = mk_test_dir("compact_pace_ref");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cp -r %s/. %s/", f.dir, dir2);
-    assert_int_equal(system(cmd), 0);
-
     /* the reference: the same directory compacted unpaced */
-    fx f2 = f;
-    f2.dir = dir2;
-    fx_open(&f2);
     mk_compact_stats cs = {0};
-    assert_int_equal(mk_db_compact(f2.db, &cs, &d), MK_OK);
     mk_db_stats ref_st;
-    mk_db_stats_get(f2.db, &ref_st);
+    char *dir2 = compacted_copy(&f, "compact_pace_ref", &cs, &ref_st);
     assert_int_equal(cs.n_merges, n_win / 4);
     assert_int_equal(cs.n_blocks_in, 2 * n_win);
-    fx_close(&f2);
+    char cmd[8192];
 
     /* paced, by the background thread */
-    memset(&pe, 0, sizeof pe);
-    pthread_mutex_init(&pe.mu, NULL);
-    pe.env = *mk_env_default();
-    pe.env.open = pe_open;
-    pe.env.pwrite = pe_pwrite;
-    pe.env.now_ms = pe_now;
-    pe.env.sleep_ms = pe_sleep;
-    pe.now_ms = PACE_T0_MS;
+    pe_start();
     f.o.env = &pe.env;
     f.o.is_compaction_off = 0;
     f.o.compact_interval_ms = 5;
@@ -605,6 +631,77 @@ static void test_paced_thread(void **state)
     mk_test_rmrf(f.dir);
     free(f.dir);
     free(r.v);
+}
+
+/* Rollup building is paced too (mk_db_compact at a sync pace of 64 KiB/s,
+ * one raw block per window: nothing to merge, so every byte charged is
+ * the rollups'): it takes at least the fake time its written bytes need
+ * at the pace and at most what those plus every raw block byte need; no
+ * fake second writes much more than the pace; the tiers are byte for
+ * byte those of an unpaced run. */
+static void test_paced_rollups(void **state)
+{
+    (void)state;
+    const uint64_t rate = 64 << 10, burst = rate / 8;
+    const int n_win = 12, win = 4 * SPAN_MS;
+    uint64_t seed = 11;
+    print_message("test_paced_rollups: seed %" PRIu64 "\n", seed);
+    mk_rng g = {seed};
+    fx f = {0};
+    f.dir = mk_test_dir("compact_pace_rollup");
+    mk_options_init(&f.o);
+    f.o.fsync = MK_FSYNC_OFF;
+    f.o.block_span_ms = win;
+    f.o.seal_gap_ms = -1;
+    f.o.is_compaction_off = 1;
+    f.o.compact_ranges_ms[0] = win;
+    f.o.rollup_steps_ms[0] = 10;
+    f.o.rollup_steps_ms[1] = 100;
+    f.o.rollup_min_density = 1;
+    fx_open(&f);
+    mk_diag d = {0};
+    for (int w = 0; w <= n_win; w++) {
+        for (int s = 0; s < N_SERIES; s++)
+            for (int i = 0; i < win; i++) {
+                mk_point p = {f.ids[s], (int64_t)w * win + i, (double)mk_rng_below(&g, 1u << 30) / 1024};
+                assert_int_equal(mk_db_write(f.db, &p, 1, &d), MK_OK);
+            }
+        assert_int_equal(mk_db_flush(f.db, &d), MK_OK);
+    }
+    fx_close(&f);
+    uint64_t n_last = 0, n_raw = dir_mkb_bytes(f.dir, &n_last);
+    /* the reference: unpaced */
+    mk_compact_stats cs = {0};
+    mk_db_stats ref_st;
+    char *dir2 = compacted_copy(&f, "compact_pace_rollup_ref", &cs, &ref_st);
+    assert_int_equal(cs.n_merges, 0);
+    char cmd[8192];
+
+    pe_start();
+    f.o.env = &pe.env;
+    f.o.compact_sync_max_bytes_per_s = rate;
+    fx_open(&f);
+    memset(&cs, 0, sizeof cs);
+    assert_int_equal(mk_db_compact(f.db, &cs, &d), MK_OK);
+    assert_int_equal(cs.n_merges, 0);
+    fx_close(&f);
+    int64_t elapsed_ms = pe_now(NULL) - PACE_T0_MS;
+    print_message("  %" PRIu64 " rollup bytes written (raw blocks %" PRIu64 " bytes) in %" PRId64 " fake ms at %" PRIu64 " bytes/s\n",
+                  pe.n_rollup_written, n_raw, elapsed_ms, rate);
+    assert_true(pe.n_rollup_written > 4 * rate);
+    /* at least the written bytes' time; at most that of written + read */
+    assert_true((double)pe.n_rollup_written <= (double)rate * (double)elapsed_ms / 1000 + (double)burst);
+    assert_true((double)(pe.n_rollup_written + n_raw) >= (double)rate * (double)(elapsed_ms - 50) / 1000 - (double)burst);
+    for (int64_t s = 0; s <= elapsed_ms / 1000 && s < PACE_MAX_S; s++)
+        if (pe.rollup_written_in_s[s] > rate + burst + (96u << 10) + (64u << 10))
+            fail_msg("fake second %" PRId64 ": %" PRIu64 " rollup bytes written", s, pe.rollup_written_in_s[s]);
+    snprintf(cmd, sizeof cmd, "diff -r %s/rollup %s/rollup", f.dir, dir2);
+    assert_int_equal(system(cmd), 0);
+    pthread_mutex_destroy(&pe.mu);
+    mk_test_rmrf(dir2);
+    free(dir2);
+    mk_test_rmrf(f.dir);
+    free(f.dir);
 }
 
 /* A flush (mk_db_compact) during a paced merge does not wait at the pace:
@@ -718,6 +815,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pacer),
         cmocka_unit_test(test_paced_thread),
+        cmocka_unit_test(test_paced_rollups),
         cmocka_unit_test(test_paced_thread_yields),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_reader_during_compaction),
