@@ -96,7 +96,10 @@ const mk_block_chunk *mk_block_find(const mk_block *b, uint64_t series_id, size_
 void mk_block_find_many(const mk_block *const *b, size_t n, uint64_t series_id, const mk_block_chunk **c, size_t *nc);
 
 /* The payload of a chunk after checking its checksum: MK_ECORRUPT naming
- * file and offset if it does not match. */
+ * file and offset if it does not match. A chunk of b's own index (a pointer
+ * from mk_block_find/_chunks, not a copy) is hashed the first time only:
+ * blocks are never written once published, and mk_block_verify (meerkat
+ * verify) reads the file afresh. */
 mk_err mk_block_payload(const mk_block *b, const mk_block_chunk *c, const uint8_t **p,
                         mk_diag *diag);
 

@@ -1793,6 +1793,37 @@ mk_err mk_codec_decode(mk_codec *c, const uint8_t *p, size_t len, int64_t *ts, d
     return MK_OK;
 }
 
+mk_err mk_codec_decode_values(mk_codec *c, const uint8_t *p, size_t len, const uint8_t *same_ts, size_t same_len,
+                              double *vals, uint32_t cap, uint32_t *n, mk_diag *diag)
+{
+    rd r, r2, cr;
+    uint8_t ts_id = 0, val_id = 0, ts_id2 = 0, val_id2 = 0;
+    uint32_t cnt, cnt2;
+    uint64_t ts_len, ts_len2;
+    if (!c || (!p && len) || !n || (!same_ts && same_len)) return MK_EINVAL;
+    *n = 0;
+    /* the other payload was decoded: its header reads */
+    if (read_header(same_ts, same_len, &r2, &ts_id2, &val_id2, &cnt2, &ts_len2, NULL)) return MK_ENOTFOUND;
+    mk_err rc = read_header(p, len, &r, &ts_id, &val_id, &cnt, &ts_len, diag);
+    if (rc) return rc;
+    /* the same count and timestamp column (its length and bytes): the
+     * same timestamps */
+    if (ts_id != ts_id2 || cnt != cnt2 || ts_len != ts_len2 || memcmp(p + r.off, same_ts + r2.off, (size_t)ts_len))
+        return MK_ENOTFOUND;
+    if (cnt > cap)
+        return mk_diag_set(diag, MK_EINVAL, "chunk payload: %u samples do not fit a buffer of %u", cnt, cap);
+    uint8_t vc = val_id & (uint8_t)~MK_CODEC_ZSTD_FLAG;
+    if (vc < MK_CODEC_VAL_XOR || vc > MK_CODEC_VAL_RAW)
+        return MK_CORRUPT(diag, "chunk payload", 1, "unknown value codec");
+    size_t val_off = r.off + (size_t)ts_len;
+    rc = open_column(c, &r, val_off, len - val_off, val_id, cnt, &cr, diag);
+    if (!rc) rc = val_decode(c, vc, &cr, cnt, vals, diag);
+    if (!rc && cr.off != cr.len) rc = rd_corrupt(&cr, diag, "bytes after the value column");
+    if (rc) return rc;
+    *n = cnt;
+    return MK_OK;
+}
+
 const char *mk_codec_name(uint8_t id)
 {
     switch (id) {

@@ -44,6 +44,17 @@ void mk_codec_set_fast_decode(mk_codec *c, int is_fast);
 mk_err mk_codec_encode(mk_codec *c, const int64_t *ts, const double *vals, uint32_t n, mk_buf *out,
                        mk_chunk_summary *sum);
 
+/*
+ * Decodes the values of payload p into vals[0..cap) when its timestamps are
+ * byte for byte those of payload same_ts (a payload already decoded, whose
+ * timestamps the caller has): *n = samples decoded. MK_ENOTFOUND (nothing
+ * decoded, nothing set in diag) when the timestamp columns differ in any
+ * byte, codec id or count; otherwise as mk_codec_decode. The columns of a
+ * rollup chunk share their timestamps: one decode of them does for all.
+ */
+mk_err mk_codec_decode_values(mk_codec *c, const uint8_t *p, size_t len, const uint8_t *same_ts, size_t same_len,
+                              double *vals, uint32_t cap, uint32_t *n, mk_diag *diag);
+
 /* Number of samples a payload holds, read from its header, without decoding;
  * MK_ECORRUPT if the header is unreadable. */
 mk_err mk_codec_count(const uint8_t *p, size_t len, uint32_t *n, mk_diag *diag);

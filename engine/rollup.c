@@ -154,6 +154,8 @@ mk_err mk_rollup_decode_some(mk_codec *c, const uint8_t *p, size_t len, unsigned
     size_t off = 2;
     uint32_t rows = 0;
     int has_rows = 0; /* the first decoded column set rows and the buckets' starts */
+    const uint8_t *first = NULL; /* its payload [first_len] */
+    size_t first_len = 0;
     for (int k = 0; k < MK_ROLLUP_COLS; k++) {
         uint64_t cl;
         size_t used = mk_get_uvarint(p + off, len - off, &cl);
@@ -166,10 +168,25 @@ mk_err mk_rollup_decode_some(mk_codec *c, const uint8_t *p, size_t len, unsigned
             continue;
         }
         uint32_t got = 0;
-        mk_err rc = mk_codec_decode(c, p + off, (size_t)cl, ts, v, MK_CHUNK_MAX_SAMPLES, &got, diag);
+        mk_err rc = MK_ENOTFOUND;
+        if (has_rows) {
+            /* the usual case: the same timestamp bytes as the first column */
+            rc = mk_codec_decode_values(c, p + off, (size_t)cl, first, first_len, v, MK_CHUNK_MAX_SAMPLES, &got, diag);
+            if (rc == MK_OK) {
+                if (got != rows) return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: column %d has %u rows, not %u", k, got, rows);
+                char *dst = (char *)out + k_off[k];
+                for (uint32_t i = 0; i < rows; i++, dst += sizeof *out) memcpy(dst, &v[i], sizeof v[i]);
+                off += (size_t)cl;
+                continue;
+            }
+            if (rc != MK_ENOTFOUND) return rc;
+        }
+        rc = mk_codec_decode(c, p + off, (size_t)cl, ts, v, MK_CHUNK_MAX_SAMPLES, &got, diag);
         if (rc) return rc;
         if (!has_rows) {
             has_rows = 1;
+            first = p + off;
+            first_len = (size_t)cl;
             rows = got;
             if (rows == 0 || rows > cap) return mk_diag_set(diag, MK_ECORRUPT, "rollup payload: %u buckets (room for %u)", rows, cap);
             if (k == 0) {

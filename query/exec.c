@@ -2075,7 +2075,14 @@ static mk_err tier_series(tier_run *r, mk_bucket_iter **bi, mk_iter **it, uint64
         for (size_t i = 0; i < n; i++) {
             if (!k[i].count) continue;
             while (k[i].start_ms >= bend && b + 1 < nb) { b++; bend += iv; x += F; }
-            while (z <= b) st[z++] = (tstate){0};
+            if (z <= b) {
+                /* the bucket's first data (tier_inplace: its state is not
+                 * zeroed yet, nor any before it since the last) */
+                while (z < b) st[z++] = (tstate){0};
+                z = b + 1;
+                *x = (tstate){k[i].count, k[i].sum, k[i].min, k[i].max};
+                continue;
+            }
             tstate_add(x, need, k[i].count, k[i].sum, k[i].min, k[i].max);
         }
     }

@@ -708,6 +708,44 @@ static void test_magic_and_version(void **state)
     free(orig);
 }
 
+/* A chunk's checksum is checked the first time mk_block_payload reads it
+ * through the block's own index entry, not after: bytes changed under the
+ * open block afterwards pass through that entry, are caught through a
+ * caller's copy of it and in a chunk not read before. */
+static void test_payload_checked_once(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf = small_block("block-checked-once", &len, NULL);
+    memenv me;
+    memenv_init(&me, buf, len);
+    mk_block *b = NULL;
+    mk_diag d;
+    assert_int_equal(mk_block_open(&me.env, "o.mkb", &b, &d), MK_OK);
+    size_t n;
+    const mk_block_chunk *c = mk_block_chunks(b, &n);
+    assert_true(n >= 3);
+    const uint8_t *p1, *p2, *p;
+    assert_int_equal(mk_block_payload(b, &c[1], &p1, &d), MK_OK);
+    assert_int_equal(mk_block_payload(b, &c[2], &p2, &d), MK_OK); /* located, checked */
+    /* the mapping (memenv's heap copy) changed under the open block */
+    ((uint8_t *)p1)[0] ^= 0x40;
+    ((uint8_t *)p2)[c[2].len - 1] ^= 0x40;
+    assert_int_equal(mk_block_payload(b, &c[1], &p, &d), MK_OK);
+    assert_ptr_equal(p, p1);
+    assert_int_equal(mk_block_payload(b, &c[2], &p, &d), MK_OK);
+    mk_block_chunk copy = c[1];
+    assert_int_equal(mk_block_payload(b, &copy, &p, &d), MK_ECORRUPT);
+    assert_null(p);
+    /* a chunk damaged before its first read is caught (the mapping's
+     * bytes of c[0], found from c[1]'s) */
+    ((uint8_t *)p1 - c[1].offset + c[0].offset)[0] ^= 0x40;
+    assert_int_equal(mk_block_payload(b, &c[0], &p, &d), MK_ECORRUPT);
+    assert_int_equal(mk_block_payload(b, &c[0], &p, &d), MK_ECORRUPT); /* and stays caught */
+    mk_block_close(b);
+    free(buf);
+}
+
 /* Damaged payloads: mk_block_payload names file and offset; verify reports
  * each bad chunk once, at its offset, and counts everything. */
 static void test_payload_damage(void **state)
@@ -1008,6 +1046,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_random),
         cmocka_unit_test(test_find_many),
+        cmocka_unit_test(test_payload_checked_once),
         cmocka_unit_test(test_empty_and_abort),
         cmocka_unit_test(test_ordering_rules),
         cmocka_unit_test(test_every_byte_flip),

@@ -494,6 +494,65 @@ static void test_fast_decode(void **state)
     free(v);
 }
 
+/* mk_codec_decode_values against the values encoded: with the same
+ * timestamps (regular and jittered) it decodes the values alone; with
+ * timestamps differing in one sample, in count or in codec, MK_ENOTFOUND
+ * and nothing decoded; a damaged value column is MK_ECORRUPT. */
+static void test_decode_values(void **state)
+{
+    ctx *x = *state;
+    mk_rng r = {0xc0dec007};
+    printf("test_decode_values seed=0xc0dec007\n");
+    int64_t ts[720], ts2[720];
+    double v[720], w[720], got[720];
+    mk_buf a = {0}, b = {0};
+    for (int tk = 0; tk < 2; tk++)
+        for (int vk = 0; vk < V_KINDS; vk++) {
+            uint32_t n = 1 + (uint32_t)mk_rng_below(&r, 720);
+            gen_ts(&r, tk ? TS_JITTER : TS_REGULAR, ts, n);
+            gen_vals(&r, vk, v, n);
+            gen_vals(&r, (vk + 3) % V_KINDS, w, n);
+            a.len = b.len = 0;
+            assert_int_equal(mk_codec_encode(x->c, ts, v, n, &a, NULL), MK_OK);
+            assert_int_equal(mk_codec_encode(x->c, ts, w, n, &b, NULL), MK_OK);
+            uint32_t k = 0;
+            assert_int_equal(mk_codec_decode_values(x->c, b.data, b.len, a.data, a.len, got, n, &k, NULL), MK_OK);
+            assert_int_equal(k, n);
+            for (uint32_t i = 0; i < n; i++)
+                if (mk_f64_bits(got[i]) != mk_f64_bits(w[i])) fail_msg("kind %d/%d sample %u of %u differs", tk, vk, i, n);
+            if (n < 3) continue;
+            /* one timestamp moved (still increasing) */
+            memcpy(ts2, ts, n * sizeof *ts);
+            ts2[n / 2] = ts2[n / 2 - 1] + (ts2[n / 2 + 1] - ts2[n / 2 - 1] > 1 ? 1 : 0);
+            if (ts2[n / 2] == ts[n / 2] || ts2[n / 2] <= ts2[n / 2 - 1]) continue;
+            b.len = 0;
+            assert_int_equal(mk_codec_encode(x->c, ts2, w, n, &b, NULL), MK_OK);
+            k = 99;
+            assert_int_equal(mk_codec_decode_values(x->c, b.data, b.len, a.data, a.len, got, n, &k, NULL), MK_ENOTFOUND);
+            assert_int_equal(k, 0);
+            /* one sample fewer */
+            b.len = 0;
+            assert_int_equal(mk_codec_encode(x->c, ts, w, n - 1, &b, NULL), MK_OK);
+            assert_int_equal(mk_codec_decode_values(x->c, b.data, b.len, a.data, a.len, got, n, &k, NULL), MK_ENOTFOUND);
+        }
+    /* damage in the value column (its last byte, the first of the values
+     * after the header and timestamps) is reported, not decoded as values */
+    for (int i = 0; i < 720; i++) { ts[i] = 1700000000000 + (int64_t)i * 10000; v[i] = (double)i * 0.25; }
+    a.len = 0;
+    assert_int_equal(mk_codec_encode(x->c, ts, v, 720, &a, NULL), MK_OK);
+    b.len = 0;
+    assert_int_equal(mk_buf_append(&b, a.data, a.len - 1), MK_OK); /* truncated */
+    uint32_t k = 0;
+    mk_diag d = {0};
+    assert_int_equal(mk_codec_decode_values(x->c, b.data, b.len, a.data, a.len, got, 720, &k, &d), MK_ECORRUPT);
+    assert_int_equal(k, 0);
+    assert_true(d.msg[0] != 0);
+    /* too small a buffer */
+    assert_int_equal(mk_codec_decode_values(x->c, a.data, a.len, a.data, a.len, got, 719, &k, NULL), MK_EINVAL);
+    mk_buf_free(&a);
+    mk_buf_free(&b);
+}
+
 static void test_encode_refuses(void **state)
 {
     ctx *x = *state;
@@ -917,6 +976,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fuzz_split_wide_low_bits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fast_decode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zmean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chooser_reference, setup, teardown),
