@@ -19,9 +19,11 @@
  *      /proc/self/clear_refs, and the peak anonymous RSS sampled every
  *      20 ms: the block pages read are file pages the OS may drop),
  *      bytes/sample of the raw tier, disk per tier;
- *   4. queries through the planner, tier chosen vs raw forced (median of 5
- *      each): the whole history's hourly mean of one series, and a 90-day
- *      hourly max over all series; the answers are compared.
+ *   4. queries through the planner, tier chosen vs raw forced (median of
+ *      12 each after one unmeasured run of each, in the order tier raw raw
+ *      tier: see compare_query): the whole history's hourly mean of one
+ *      series, and a 90-day hourly max over all series; the answers are
+ *      compared.
  *
  * The scratch directory ($MK_BENCH_DIR or /tmp/mk-bench-longhist) is
  * removed at the end unless --keep.
@@ -237,13 +239,27 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The median of sorted v[0..n). */
+static double med(const double *v, int n) { return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2; }
+
+/* Tier chosen and raw forced, CMP_RUNS times each after one unmeasured run
+ * of each, in the order tier raw raw tier (repeated): what one run leaves
+ * in the caches helps or hurts the next, and in this order each way
+ * follows itself as often as it follows the other. Medians. */
+#define CMP_RUNS 12
 static void compare_query(mk_db *db, const char *name, const char *q)
 {
-    double t_tier[5], t_raw[5];
+    double t_tier[CMP_RUNS], t_raw[CMP_RUNS];
     qres a = {0}, b = {0};
     long flt_tier = 0, flt_raw = 0;
-    for (int i = 0; i < 5; i++) {
-        qres x = run_query(db, q, MK_QUERY_TIER_AUTO, 0), y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+    free(run_query(db, q, MK_QUERY_TIER_AUTO, 0).vals);
+    free(run_query(db, q, MK_QUERY_TIER_RAW, 0).vals);
+    for (int i = 0; i < CMP_RUNS; i++) {
+        int is_raw_first = i % 2;
+        qres y = {0}, x;
+        if (is_raw_first) y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+        x = run_query(db, q, MK_QUERY_TIER_AUTO, 0);
+        if (!is_raw_first) y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
         t_tier[i] = x.secs;
         t_raw[i] = y.secs;
         flt_tier += x.n_faults;
@@ -251,8 +267,8 @@ static void compare_query(mk_db *db, const char *name, const char *q)
         if (i == 0) { a = x; b = y; }
         else { free(x.vals); free(y.vals); }
     }
-    qsort(t_tier, 5, sizeof *t_tier, cmp_d);
-    qsort(t_raw, 5, sizeof *t_raw, cmp_d);
+    qsort(t_tier, CMP_RUNS, sizeof *t_tier, cmp_d);
+    qsort(t_raw, CMP_RUNS, sizeof *t_raw, cmp_d);
     double worst = 0;
     for (size_t i = 0; i < a.n_rows && i < b.n_rows; i++) {
         double m = fabs(b.vals[i]) > 1 ? fabs(b.vals[i]) : 1, e = fabs(a.vals[i] - b.vals[i]) / m;
@@ -260,8 +276,9 @@ static void compare_query(mk_db *db, const char *name, const char *q)
     }
     printf("%s\n  %s\n  tier chosen: median %.3f ms (min %.3f, max %.3f)\n  raw forced:  median %.3f ms (min %.3f, max %.3f)\n"
            "  speed-up %.1fx; rows %zu vs %zu, largest relative difference %.2e; page faults per query %ld vs %ld\n",
-           name, q, t_tier[2] * 1e3, t_tier[0] * 1e3, t_tier[4] * 1e3, t_raw[2] * 1e3, t_raw[0] * 1e3, t_raw[4] * 1e3,
-           t_raw[2] / t_tier[2], a.n_rows, b.n_rows, worst, flt_tier / 5, flt_raw / 5);
+           name, q, med(t_tier, CMP_RUNS) * 1e3, t_tier[0] * 1e3, t_tier[CMP_RUNS - 1] * 1e3, med(t_raw, CMP_RUNS) * 1e3,
+           t_raw[0] * 1e3, t_raw[CMP_RUNS - 1] * 1e3, med(t_raw, CMP_RUNS) / med(t_tier, CMP_RUNS), a.n_rows, b.n_rows, worst,
+           flt_tier / CMP_RUNS, flt_raw / CMP_RUNS);
     free(a.vals);
     free(b.vals);
 }
@@ -452,7 +469,11 @@ static int run_once(mk_db *db, const char *what, int days, int n_series, int rep
         double *raw = calloc((size_t)reps, sizeof *raw);
         long flt_a = 0, flt_b = 0; /* minor page faults during each mk_query_exec */
         for (int rep = 0; rep < reps; rep++) {
-            qres a = run_query(db, q, MK_QUERY_TIER_AUTO, 0), b = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+            /* (in compare_query's order) */
+            qres a, b = {0};
+            if (rep % 2) b = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+            a = run_query(db, q, MK_QUERY_TIER_AUTO, 0);
+            if (rep % 2 == 0) b = run_query(db, q, MK_QUERY_TIER_RAW, 0);
             flt_a += a.n_faults;
             flt_b += b.n_faults;
             secs[rep] = a.secs;
