@@ -250,10 +250,13 @@ static double med(const double *v, int n) { return n % 2 ? v[n / 2] : (v[n / 2 -
 static void compare_query(mk_db *db, const char *name, const char *q)
 {
     double t_tier[CMP_RUNS], t_raw[CMP_RUNS];
+    /* [0]: runs that followed a run of the other way, [1]: of the same */
+    double t_tier_by[2][CMP_RUNS / 2], t_raw_by[2][CMP_RUNS / 2];
     qres a = {0}, b = {0};
     long flt_tier = 0, flt_raw = 0;
-    free(run_query(db, q, MK_QUERY_TIER_AUTO, 0).vals);
+    /* unmeasured: raw, then tier (so run 0's tier follows a tier run) */
     free(run_query(db, q, MK_QUERY_TIER_RAW, 0).vals);
+    free(run_query(db, q, MK_QUERY_TIER_AUTO, 0).vals);
     for (int i = 0; i < CMP_RUNS; i++) {
         int is_raw_first = i % 2;
         qres y = {0}, x;
@@ -262,6 +265,9 @@ static void compare_query(mk_db *db, const char *name, const char *q)
         if (!is_raw_first) y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
         t_tier[i] = x.secs;
         t_raw[i] = y.secs;
+        /* run i - 1 ended with the way run i starts with */
+        t_tier_by[is_raw_first ? 0 : 1][i / 2] = x.secs;
+        t_raw_by[is_raw_first ? 1 : 0][i / 2] = y.secs;
         flt_tier += x.n_faults;
         flt_raw += y.n_faults;
         if (i == 0) { a = x; b = y; }
@@ -269,6 +275,10 @@ static void compare_query(mk_db *db, const char *name, const char *q)
     }
     qsort(t_tier, CMP_RUNS, sizeof *t_tier, cmp_d);
     qsort(t_raw, CMP_RUNS, sizeof *t_raw, cmp_d);
+    for (int k = 0; k < 2; k++) {
+        qsort(t_tier_by[k], CMP_RUNS / 2, sizeof *t_tier_by[k], cmp_d);
+        qsort(t_raw_by[k], CMP_RUNS / 2, sizeof *t_raw_by[k], cmp_d);
+    }
     double worst = 0;
     for (size_t i = 0; i < a.n_rows && i < b.n_rows; i++) {
         double m = fabs(b.vals[i]) > 1 ? fabs(b.vals[i]) : 1, e = fabs(a.vals[i] - b.vals[i]) / m;
@@ -279,6 +289,13 @@ static void compare_query(mk_db *db, const char *name, const char *q)
            name, q, med(t_tier, CMP_RUNS) * 1e3, t_tier[0] * 1e3, t_tier[CMP_RUNS - 1] * 1e3, med(t_raw, CMP_RUNS) * 1e3,
            t_raw[0] * 1e3, t_raw[CMP_RUNS - 1] * 1e3, med(t_raw, CMP_RUNS) / med(t_tier, CMP_RUNS), a.n_rows, b.n_rows, worst,
            flt_tier / CMP_RUNS, flt_raw / CMP_RUNS);
+    /* the medians mix two kinds of run: a tier run right after a raw one
+     * finds the caches full of raw chunks, one after a tier run finds its
+     * own data; each kind apart */
+    printf("  right after the other way: tier %.3f ms, raw %.3f ms: %.1fx; right after the same way: tier %.3f ms, raw %.3f ms: %.1fx\n",
+           med(t_tier_by[0], CMP_RUNS / 2) * 1e3, med(t_raw_by[0], CMP_RUNS / 2) * 1e3,
+           med(t_raw_by[0], CMP_RUNS / 2) / med(t_tier_by[0], CMP_RUNS / 2), med(t_tier_by[1], CMP_RUNS / 2) * 1e3,
+           med(t_raw_by[1], CMP_RUNS / 2) * 1e3, med(t_raw_by[1], CMP_RUNS / 2) / med(t_tier_by[1], CMP_RUNS / 2));
     free(a.vals);
     free(b.vals);
 }
