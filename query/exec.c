@@ -1483,16 +1483,26 @@ typedef struct witers {
  * The rollup tier width slot function fn may be read from: the widest tier
  * whose width divides the GROUP BY interval and offset (so every tier
  * bucket lies inside one query bucket), for functions a bucket's count,
- * sum, min and max answer without the points' times; 0 = raw samples.
+ * sum, min, max, first and last answer without the points' times (first()
+ * and last() under GROUP BY time show the bucket's time, and the earliest
+ * tier bucket's first value is the query bucket's, when the group has one
+ * series); 0 = raw samples.
  * *why says which (for EXPLAIN).
  */
 static int64_t rollup_step(const mk_xctx *c, const plan *p, int fn, int64_t shift, const char **why)
 {
     *why = "raw (the only tier that can answer: ";
     if (c->tier_mode == MK_QUERY_TIER_RAW) { *why = "raw (the only tier: raw forced)"; return 0; }
-    if (!(fn == F_COUNT || fn == F_SUM || fn == F_MEAN || fn == F_MIN || fn == F_MAX || fn == F_SPREAD) ||
+    if (!(fn == F_COUNT || fn == F_SUM || fn == F_MEAN || fn == F_MIN || fn == F_MAX || fn == F_SPREAD || fn == F_FIRST ||
+          fn == F_LAST) ||
         p->is_selector_time) {
         *why = "raw (the only tier that can answer this function)";
+        return 0;
+    }
+    if ((fn == F_FIRST || fn == F_LAST) && p->n_groups != p->n_ts) {
+        /* several series in a group: the first point is the earliest of
+         * all, and tier buckets do not keep their points' times */
+        *why = "raw (the only tier that can answer first/last over several series in a group)";
         return 0;
     }
     if (!p->has_iv || p->tz || p->iv % 1000000 || p->off % 1000000) {
@@ -1552,7 +1562,8 @@ static void fast_rollup(fast_run *r, part *pt, witers *w, uint64_t id, agg *base
     if (pt->rc) goto fail;
     int need = slot_needs(r->s->fn);
     mk_bucket_iter_fields(w->bi, MK_BUCKET_COUNT | (need & NEED_SUM ? MK_BUCKET_SUM : 0) | (need & NEED_MIN ? MK_BUCKET_MIN : 0) |
-                                     (need & NEED_MAX ? MK_BUCKET_MAX : 0));
+                                     (need & NEED_MAX ? MK_BUCKET_MAX : 0) | (r->s->fn == F_FIRST ? MK_BUCKET_FIRST : 0) |
+                                     (r->s->fn == F_LAST ? MK_BUCKET_LAST : 0));
     mk_bucket_iter_stats(w->bi, &before);
     size_t b = 0;
     for (;;) {

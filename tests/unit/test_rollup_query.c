@@ -342,6 +342,33 @@ static void test_direct(void **state)
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (!three_ways(db, fixed[i], 1)) fail_msg("the direct path was not taken: %s", fixed[i]);
+    /* first() and last() read the tier through the general path when each
+     * group is one series (GROUP BY host or *; EXPLAIN names the tier) and
+     * equal raw samples forced, with raw edges and not; over groups of
+     * several series (GROUP BY dc, or none) they read raw samples */
+    for (int i = 0; i < 80; i++) {
+        static const char *fl[] = {"first", "last"};
+        static const char *widths[] = {"100ms", "500ms", "1000ms", "1500ms", "16000ms"};
+        static const char *tails[] = {"", ", host", ", * fill(none)", ", dc fill(previous)", " fill(linear) ORDER BY time DESC"};
+        int64_t lo = i % 2 ? 16000 * (int64_t)mk_rng_below(&g, 3) : (int64_t)mk_rng_below(&g, 30000);
+        int64_t hi = lo + (i % 2 ? 16000 : 1 + (int64_t)mk_rng_below(&g, 34000));
+        mk_sbuf q = {0};
+        int k = (int)mk_rng_below(&g, 5), is_one = k == 1 || k == 2;
+        mk_sb_printf(&q, "SELECT %s(%s)%s FROM cpu WHERE time >= %" PRId64 "ms AND time < %" PRId64 "ms GROUP BY time(%s)%s",
+                     fl[i % 2 == 0], i % 3 ? "v" : "w", i % 4 == 0 ? ", last(w), count(v)" : "", lo, hi,
+                     widths[mk_rng_below(&g, 5)], tails[k]);
+        three_ways(db, mk_sb_str(&q), 1);
+        if (i % 2) { /* aligned: whole tier buckets, so a tier may answer */
+            mk_sbuf e = {0};
+            mk_sb_printf(&e, "EXPLAIN %s", mk_sb_str(&q));
+            char *x = run(db, mk_sb_str(&e), MK_QUERY_TIER_AUTO);
+            if (is_one && !strstr(x, "tier: rollup")) fail_msg("%s: no tier read:\n%s", mk_sb_str(&q), x);
+            if (!is_one && !strstr(x, "first/last over several series")) fail_msg("%s: not raw:\n%s", mk_sb_str(&q), x);
+            free(x);
+            mk_sb_free(&e);
+        }
+        mk_sb_free(&q);
+    }
     int n_direct = 0, n_q = 300;
     for (int i = 0; i < n_q; i++) {
         mk_sbuf q = {0};
