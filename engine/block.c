@@ -1133,6 +1133,19 @@ const mk_block_chunk *mk_block_chunks(const mk_block *b, size_t *n)
     return b->chunks;
 }
 
+/* mk_block_find's first probe: where series_id would sit if the ids were
+ * spread evenly between the first and the last (0 outside them, or in a
+ * block of at most 16 series). */
+static size_t find_guess(const mk_block *b, uint64_t series_id)
+{
+    size_t n = b->n_series;
+    if (n <= 16) return 0;
+    uint64_t a = b->series[0].id, z = b->series[n - 1].id;
+    if (series_id <= a || series_id > z) return 0;
+    size_t g = 1 + (size_t)((double)(series_id - a - 1) / (double)(z - a) * (double)(n - 2));
+    return g > n - 1 ? n - 1 : g;
+}
+
 const mk_block_chunk *mk_block_find(const mk_block *b, uint64_t series_id, size_t *n)
 {
     /* Invariant: the first series with id >= series_id is in [lo, hi].
@@ -1147,9 +1160,7 @@ const mk_block_chunk *mk_block_find(const mk_block *b, uint64_t series_id, size_
         } else if (series_id > z) {
             lo = hi;
         } else { /* a < series_id <= z: g in [1, n - 1] */
-            size_t g = 1 + (size_t)((double)(series_id - a - 1) / (double)(z - a) * (double)(hi - 2));
-            if (g > hi - 1) g = hi - 1;
-            size_t step = 1;
+            size_t g = find_guess(b, series_id), step = 1;
             if (b->series[g].id < series_id) { /* answer in (g, hi] */
                 lo = g + 1;
                 while (lo + step < hi && b->series[lo + step - 1].id < series_id) { lo += step; step *= 2; }
@@ -1168,17 +1179,6 @@ const mk_block_chunk *mk_block_find(const mk_block *b, uint64_t series_id, size_
     if (lo == b->n_series || b->series[lo].id != series_id) { *n = 0; return NULL; }
     *n = b->series[lo].n;
     return &b->chunks[b->series[lo].first];
-}
-
-/* The interpolated first probe of mk_block_find (for prefetching). */
-static size_t find_guess(const mk_block *b, uint64_t series_id)
-{
-    size_t n = b->n_series;
-    if (n <= 16) return 0;
-    uint64_t a = b->series[0].id, z = b->series[n - 1].id;
-    if (series_id <= a || series_id > z) return 0;
-    size_t g = 1 + (size_t)((double)(series_id - a - 1) / (double)(z - a) * (double)(n - 2));
-    return g > n - 1 ? n - 1 : g;
 }
 
 void mk_block_find_many(const mk_block *const *b, size_t n, uint64_t series_id, const mk_block_chunk **c, size_t *nc)

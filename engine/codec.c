@@ -1763,6 +1763,18 @@ static mk_err open_column(mk_codec *c, const rd *pr, size_t off, size_t len, uin
     return MK_OK;
 }
 
+/* The value column of a payload read by r (its header read), from
+ * val_off to the payload's end len; val_id checked known already. */
+static mk_err values_decode(mk_codec *c, const rd *r, size_t val_off, size_t len, uint8_t val_id, uint32_t cnt, double *vals,
+                            mk_diag *diag)
+{
+    rd cr;
+    mk_err rc = open_column(c, r, val_off, len - val_off, val_id, cnt, &cr, diag);
+    if (!rc) rc = val_decode(c, val_id & (uint8_t)~MK_CODEC_ZSTD_FLAG, &cr, cnt, vals, diag);
+    if (!rc && cr.off != cr.len) rc = rd_corrupt(&cr, diag, "bytes after the value column");
+    return rc;
+}
+
 mk_err mk_codec_decode(mk_codec *c, const uint8_t *p, size_t len, int64_t *ts, double *vals,
                        uint32_t cap, uint32_t *n, mk_diag *diag)
 {
@@ -1782,12 +1794,10 @@ mk_err mk_codec_decode(mk_codec *c, const uint8_t *p, size_t len, int64_t *ts, d
     uint8_t vc = val_id & (uint8_t)~MK_CODEC_ZSTD_FLAG;
     if (vc < MK_CODEC_VAL_XOR || vc > MK_CODEC_VAL_RAW)
         return MK_CORRUPT(diag, "chunk payload", 1, "unknown value codec");
-    size_t ts_off = r.off, val_off = r.off + (size_t)ts_len;
+    size_t ts_off = r.off;
     rc = open_column(c, &r, ts_off, (size_t)ts_len, ts_id, cnt, &cr, diag);
     if (!rc) rc = ts_decode(c, tsc, &cr, cnt, ts, diag);
-    if (!rc) rc = open_column(c, &r, val_off, len - val_off, val_id, cnt, &cr, diag);
-    if (!rc) rc = val_decode(c, vc, &cr, cnt, vals, diag);
-    if (!rc && cr.off != cr.len) rc = rd_corrupt(&cr, diag, "bytes after the value column");
+    if (!rc) rc = values_decode(c, &r, ts_off + (size_t)ts_len, len, val_id, cnt, vals, diag);
     if (rc) return rc;
     *n = cnt;
     return MK_OK;
@@ -1796,7 +1806,7 @@ mk_err mk_codec_decode(mk_codec *c, const uint8_t *p, size_t len, int64_t *ts, d
 mk_err mk_codec_decode_values(mk_codec *c, const uint8_t *p, size_t len, const uint8_t *same_ts, size_t same_len,
                               double *vals, uint32_t cap, uint32_t *n, mk_diag *diag)
 {
-    rd r, r2, cr;
+    rd r, r2;
     uint8_t ts_id = 0, val_id = 0, ts_id2 = 0, val_id2 = 0;
     uint32_t cnt, cnt2;
     uint64_t ts_len, ts_len2;
@@ -1815,10 +1825,7 @@ mk_err mk_codec_decode_values(mk_codec *c, const uint8_t *p, size_t len, const u
     uint8_t vc = val_id & (uint8_t)~MK_CODEC_ZSTD_FLAG;
     if (vc < MK_CODEC_VAL_XOR || vc > MK_CODEC_VAL_RAW)
         return MK_CORRUPT(diag, "chunk payload", 1, "unknown value codec");
-    size_t val_off = r.off + (size_t)ts_len;
-    rc = open_column(c, &r, val_off, len - val_off, val_id, cnt, &cr, diag);
-    if (!rc) rc = val_decode(c, vc, &cr, cnt, vals, diag);
-    if (!rc && cr.off != cr.len) rc = rd_corrupt(&cr, diag, "bytes after the value column");
+    rc = values_decode(c, &r, r.off + (size_t)ts_len, len, val_id, cnt, vals, diag);
     if (rc) return rc;
     *n = cnt;
     return MK_OK;

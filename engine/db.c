@@ -774,6 +774,32 @@ static int win_add(win_map *m, int64_t w, double n)
 }
 
 /* Spreads a chunk's count over the windows its time range covers. */
+/* Samples counted per window as runs: timestamps mostly in time order
+ * cost one win_add per run, not per sample. */
+typedef struct win_run {
+    int64_t w; /* the current run's window */
+    double n;  /* its samples so far */
+} win_run;
+
+static int win_run_add(const mk_db *db, win_map *m, win_run *r, int64_t ts)
+{
+    int64_t w = window_of(db, ts);
+    if (w != r->w) {
+        if (r->n && win_add(m, r->w, r->n)) return 1;
+        r->w = w;
+        r->n = 0;
+    }
+    r->n++;
+    return 0;
+}
+
+static int win_run_end(win_map *m, win_run *r)
+{
+    int fail = r->n ? win_add(m, r->w, r->n) : 0;
+    r->n = 0;
+    return fail;
+}
+
 static int win_add_range(mk_db *db, win_map *m, int64_t first, int64_t last, double count)
 {
     int64_t span = db->opts.block_span_ms, w0 = window_of(db, first), w1 = window_of(db, last);
@@ -846,18 +872,9 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
             mk_tsv *tv = NULL;
             size_t nt = 0;
             if (mk_db_head_samples(db, o, INT64_MIN, lim, &tv, &nt)) fail = 1;
-            int64_t run_w = INT64_MIN;
-            double run_n = 0;
-            for (size_t i = 0; i < nt && !fail; i++) {
-                int64_t w = window_of(db, tv[i].ts);
-                if (w != run_w) {
-                    if (run_n) fail = win_add(&wm, run_w, run_n);
-                    run_w = w;
-                    run_n = 0;
-                }
-                run_n++;
-            }
-            if (run_n && !fail) fail = win_add(&wm, run_w, run_n);
+            win_run run = {INT64_MIN, 0};
+            for (size_t i = 0; i < nt && !fail; i++) fail = win_run_add(db, &wm, &run, tv[i].ts);
+            if (!fail) fail = win_run_end(&wm, &run);
             if (nt) { lo = tv[0].ts; hi = tv[nt - 1].ts; }
             free(tv);
             if (fail) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
@@ -879,22 +896,15 @@ static mk_err seal_head(mk_db *db, int64_t upto, int is_all, mk_diag *diag)
             fail = win_add_range(db, &wm, s->xor.first_ts, last, s->xor.count);
         }
         /* ooo samples are mostly in time order: count runs per window */
-        int64_t run_w = INT64_MIN;
-        double run_n = 0;
+        win_run run = {INT64_MIN, 0};
         for (uint32_t i = 0; i < s->n_ooo && !fail; i++) {
             int64_t t = s->ooo[i].ts;
             if (t >= lim) continue;
             if (t < lo) lo = t;
             if (t > hi) hi = t;
-            int64_t w = window_of(db, t);
-            if (w != run_w) {
-                if (run_n) fail = win_add(&wm, run_w, run_n);
-                run_w = w;
-                run_n = 0;
-            }
-            run_n++;
+            fail = win_run_add(db, &wm, &run, t);
         }
-        if (run_n && !fail) fail = win_add(&wm, run_w, run_n);
+        if (!fail) fail = win_run_end(&wm, &run);
         if (fail) { rc = mk_diag_set(diag, MK_ENOMEM, "no memory to seal the head"); goto out; }
         if (lo <= hi) ss[n_ss++] = (seal_series){o, lo, hi};
     }
