@@ -2195,6 +2195,16 @@ static inline void put_qv(mk_qv *q, double v, int is_int)
     else { q->type = MK_QV_FLOAT; q->u.f = v; }
 }
 
+/* MK_OK when n_values more fit the answer under max_points; else the
+ * statement's error, set. */
+static mk_err answer_room(mk_xctx *c, uint64_t n_values)
+{
+    if (mk_qres_n_values(c->r) + n_values <= c->max_points) return MK_OK;
+    return mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
+                     " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
+                     c->max_points);
+}
+
 /* As emit_series: SLIMIT/SOFFSET, OFFSET/LIMIT and the max_points cap over
  * n_rows rows of group g; *row = where to write *cnt rows (after skipping
  * *off), NULL when none are to be written. */
@@ -2214,10 +2224,8 @@ static mk_err tier_rows(mk_xctx *c, plan *p, uint32_t g, size_t n_rows, uint64_t
     *cnt = n_rows - *off;
     if (sel->limit.is_set && sel->limit.n > 0 && (uint64_t)sel->limit.n < *cnt) *cnt = (size_t)sel->limit.n;
     if (!*cnt) return MK_OK;
-    if (mk_qres_n_values(c->r) + (uint64_t)*cnt * (C + 1) > c->max_points)
-        return mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
-                         " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
-                         c->max_points);
+    mk_err rc = answer_room(c, (uint64_t)*cnt * (C + 1));
+    if (rc) return rc;
     const group *gr = &p->groups[g];
     const char **names = xalloc(c, (C + 1) * sizeof *names);
     if (!names) return mk_x_fail(c, "out of memory");
@@ -2381,10 +2389,8 @@ static inline __attribute__((always_inline)) void tier_inplace_rows(mk_qv *q, si
 static mk_err tier_inplace(mk_xctx *c, plan *p, tier_run *r, const tcol *tc, uint64_t *n_emitted)
 {
     size_t nb = p->nb;
-    if (mk_qres_n_values(c->r) + (uint64_t)nb * 2 > c->max_points)
-        return mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
-                         " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
-                         c->max_points);
+    mk_err rc = answer_room(c, (uint64_t)nb * 2);
+    if (rc) return rc;
     const group *gr = &p->groups[0];
     const char *names[2] = {"time", p->cols[0].name};
     uint32_t idx;
@@ -2399,7 +2405,6 @@ static mk_err tier_inplace(mk_xctx *c, plan *p, tier_run *r, const tcol *tc, uin
     mk_iter *it = NULL;
     mk_diag d = {0};
     mk_read_stats rd = {0};
-    mk_err rc = MK_OK;
     uint64_t id = p->ts[0].fid[0];
     if (id) rc = tier_series(r, &bi, &it, id, st, 0, &rd, &d);
     r->n_zeroed = NULL;
@@ -2791,12 +2796,7 @@ static mk_err run_general(mk_xctx *c, plan *p, int64_t shift, agg *st, uint64_t 
                 rb.v = nv;
                 rb.cap = cap;
             }
-            if ((rb.n + 1) * (uint64_t)(nc + 1) + mk_qres_n_values(c->r) > c->max_points) {
-                rc = mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
-                               " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
-                               c->max_points);
-                goto out;
-            }
+            if ((rc = answer_room(c, (rb.n + 1) * (uint64_t)(nc + 1)))) goto out;
             rb.t[rb.n] = tmin;
             memcpy(rb.v + rb.n * nc, vals, nc * sizeof *vals);
             rb.n++;
@@ -2914,10 +2914,8 @@ static mk_err emit_series(mk_xctx *c, plan *p, uint32_t g, const char *const *co
     size_t cnt = n_rows - off;
     if (sel->limit.is_set && sel->limit.n > 0 && (uint64_t)sel->limit.n < cnt) cnt = (size_t)sel->limit.n; /* LIMIT 0: none */
     if (!cnt) return MK_OK;
-    if (mk_qres_n_values(c->r) + (uint64_t)cnt * (n_cols + 1) > c->max_points)
-        return mk_x_fail(c, "max-select-point limit exceeded: the answer would hold more than %" PRIu64
-                         " values (raise max_points / the max-select-point setting, or narrow the time range, add LIMIT, or aggregate)",
-                         c->max_points);
+    mk_err rc = answer_room(c, (uint64_t)cnt * (n_cols + 1));
+    if (rc) return rc;
     double t0 = now_ms_f();
     const group *gr = &p->groups[g];
     const char **names = xalloc(c, (n_cols + 1) * sizeof *names);
@@ -2925,7 +2923,7 @@ static mk_err emit_series(mk_xctx *c, plan *p, uint32_t g, const char *const *co
     names[0] = "time";
     for (uint32_t i = 0; i < n_cols; i++) names[i + 1] = cols[i];
     uint32_t idx;
-    mk_err rc = mk_qres_add_series(c->r, gr->meas, gr->n_tags, gr->tk, gr->tv, n_cols + 1, names, &idx);
+    rc = mk_qres_add_series(c->r, gr->meas, gr->n_tags, gr->tk, gr->tv, n_cols + 1, names, &idx);
     if (rc) return mk_x_fail(c, "out of memory");
     mk_qv *row = malloc((n_cols + 1) * sizeof *row);
     if (!row) return mk_x_fail(c, "out of memory");
