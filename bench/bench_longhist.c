@@ -242,6 +242,15 @@ static int cmp_d(const void *a, const void *b)
 /* The median of sorted v[0..n). */
 static double med(const double *v, int n) { return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2; }
 
+/* Pair i of the tier raw raw tier order: tier chosen into *tier and raw
+ * forced into *raw, raw first when i is odd. */
+static void run_pair(mk_db *db, const char *q, int i, qres *tier, qres *raw)
+{
+    if (i % 2) *raw = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+    *tier = run_query(db, q, MK_QUERY_TIER_AUTO, 0);
+    if (i % 2 == 0) *raw = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+}
+
 /* Tier chosen and raw forced, CMP_RUNS times each after one unmeasured run
  * of each, in the order tier raw raw tier (repeated): what one run leaves
  * in the caches helps or hurts the next, and in this order each way
@@ -259,10 +268,8 @@ static void compare_query(mk_db *db, const char *name, const char *q)
     free(run_query(db, q, MK_QUERY_TIER_AUTO, 0).vals);
     for (int i = 0; i < CMP_RUNS; i++) {
         int is_raw_first = i % 2;
-        qres y = {0}, x;
-        if (is_raw_first) y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
-        x = run_query(db, q, MK_QUERY_TIER_AUTO, 0);
-        if (!is_raw_first) y = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+        qres x, y;
+        run_pair(db, q, i, &x, &y);
         t_tier[i] = x.secs;
         t_raw[i] = y.secs;
         /* run i - 1 ended with the way run i starts with */
@@ -303,13 +310,23 @@ static void compare_query(mk_db *db, const char *name, const char *q)
 /* The engine alone (no query layer): hourly means of one series from the
  * 1 h tier (mk_db_iter_buckets) vs decoding raw samples (mk_db_iter) and
  * folding them into hours; median of 5 each. */
-static void engine_q1(mk_db *db, int64_t from, int64_t to)
+/* The series of Q1 (host h000). */
+static uint64_t q1_series(mk_db *db)
 {
-    uint64_t *ids = NULL;
+    uint64_t *ids = NULL, id;
     size_t n_ids = 0;
     mk_diag d = {0};
     mk_matcher m = {"host", "h000", 0};
     if (mk_db_find_series(db, "m", &m, 1, NULL, &ids, &n_ids, &d) || !n_ids) die("find h000", &d);
+    id = ids[0];
+    free(ids);
+    return id;
+}
+
+static void engine_q1(mk_db *db, int64_t from, int64_t to)
+{
+    mk_diag d = {0};
+    uint64_t id = q1_series(db);
     size_t nh = (size_t)((to - from) / 3600000);
     double *s_t = calloc(nh, sizeof *s_t), *s_r = calloc(nh, sizeof *s_r);
     uint64_t *c_t = calloc(nh, sizeof *c_t), *c_r = calloc(nh, sizeof *c_r);
@@ -319,7 +336,7 @@ static void engine_q1(mk_db *db, int64_t from, int64_t to)
         memset(c_t, 0, nh * sizeof *c_t);
         double t0 = now_s();
         mk_bucket_iter *bi = NULL;
-        if (mk_db_iter_buckets(db, ids[0], 3600000, from, to, &bi, &d)) die("buckets", &d);
+        if (mk_db_iter_buckets(db, id, 3600000, from, to, &bi, &d)) die("buckets", &d);
         mk_bucket_iter_fields(bi, MK_BUCKET_COUNT | MK_BUCKET_SUM);
         for (;;) {
             const mk_bucket *b;
@@ -337,7 +354,7 @@ static void engine_q1(mk_db *db, int64_t from, int64_t to)
         memset(c_r, 0, nh * sizeof *c_r);
         t0 = now_s();
         mk_iter *it = NULL;
-        if (mk_db_iter(db, ids[0], from, to, &it, &d)) die("iter", &d);
+        if (mk_db_iter(db, id, from, to, &it, &d)) die("iter", &d);
         for (;;) {
             const int64_t *ts;
             const double *v;
@@ -369,7 +386,6 @@ static void engine_q1(mk_db *db, int64_t from, int64_t to)
     free(s_r);
     free(c_t);
     free(c_r);
-    free(ids);
 }
 
 /* `--compact-only DIR`: step 3 in a process of its own, so its memory
@@ -454,15 +470,12 @@ static int run_once(mk_db *db, const char *what, int days, int n_series, int rep
     double *secs = calloc((size_t)reps, sizeof *secs);
     if (strcmp(what, "q1-engine") == 0) {
         mk_diag d = {0};
-        mk_matcher m = {"host", "h000", 0};
-        uint64_t *ids = NULL;
-        size_t n_ids = 0;
-        if (mk_db_find_series(db, "m", &m, 1, NULL, &ids, &n_ids, &d) || !n_ids) die("find h000", &d);
+        uint64_t id = q1_series(db);
         double acc = 0;
         for (int rep = 0; rep < reps; rep++) {
             double t0 = now_s();
             mk_bucket_iter *bi = NULL;
-            if (mk_db_iter_buckets(db, ids[0], 3600000, T0, T0 + (int64_t)days * DAY_MS, &bi, &d)) die("buckets", &d);
+            if (mk_db_iter_buckets(db, id, 3600000, T0, T0 + (int64_t)days * DAY_MS, &bi, &d)) die("buckets", &d);
             mk_bucket_iter_fields(bi, MK_BUCKET_COUNT | MK_BUCKET_SUM);
             for (;;) {
                 const mk_bucket *b;
@@ -474,7 +487,6 @@ static int run_once(mk_db *db, const char *what, int days, int n_series, int rep
             mk_bucket_iter_free(bi);
             secs[rep] = now_s() - t0;
         }
-        free(ids);
         qsort(secs, (size_t)reps, sizeof *secs, cmp_d);
         printf("q1-engine: sum of means %.6g; %d runs: median %.3f ms, min %.3f ms\n", acc, reps, secs[reps / 2] * 1e3, secs[0] * 1e3);
         free(secs);
@@ -486,11 +498,8 @@ static int run_once(mk_db *db, const char *what, int days, int n_series, int rep
         double *raw = calloc((size_t)reps, sizeof *raw);
         long flt_a = 0, flt_b = 0; /* minor page faults during each mk_query_exec */
         for (int rep = 0; rep < reps; rep++) {
-            /* (in compare_query's order) */
-            qres a, b = {0};
-            if (rep % 2) b = run_query(db, q, MK_QUERY_TIER_RAW, 0);
-            a = run_query(db, q, MK_QUERY_TIER_AUTO, 0);
-            if (rep % 2 == 0) b = run_query(db, q, MK_QUERY_TIER_RAW, 0);
+            qres a, b;
+            run_pair(db, q, rep, &a, &b);
             flt_a += a.n_faults;
             flt_b += b.n_faults;
             secs[rep] = a.secs;
