@@ -2,6 +2,8 @@
 
 #include "testutil.h"
 
+#include "meerkat/db.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -172,4 +174,20 @@ int64_t mk_test_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+mk_db *mk_test_open_at(const char *dir, mk_faultenv *fe, int64_t now_ms, int64_t retention_raw_ms)
+{
+    mk_faultenv_init(fe);
+    fe->fake_now_ms = now_ms;
+    mk_options o;
+    mk_options_init(&o);
+    o.env = &fe->env;
+    o.fsync = MK_FSYNC_OFF;
+    o.is_compaction_off = 1;
+    o.retention_raw_ms = retention_raw_ms;
+    mk_db *db = NULL;
+    mk_diag d = {0};
+    if (mk_db_open(dir, &o, &db, &d) != MK_OK) fail_msg("open %s: %s", dir, d.msg);
+    return db;
 }

@@ -54,6 +54,12 @@ typedef struct mk_faultenv {
 } mk_faultenv;
 
 void mk_faultenv_init(mk_faultenv *fe);
+
+/* dir opened (asserted) on fe, freshly set up with its clock standing at
+ * now_ms: no fsync, no background thread, raw data kept retention_raw_ms
+ * (so mk_db_compact builds every tier, and older raw blocks can expire). */
+struct mk_db;
+struct mk_db *mk_test_open_at(const char *dir, mk_faultenv *fe, int64_t now_ms, int64_t retention_raw_ms);
 /* Clears counts and armed faults. */
 void mk_faultenv_reset(mk_faultenv *fe);
 /* Arms: the nth call (1-based, counted from now) of kind fails with err. */

@@ -83,6 +83,19 @@ typedef struct fx {
     mk_options o;
 } fx;
 
+/* f over a new test directory named name: blocks of span_ms, no fsync, no
+ * seal by gap, no background thread (the caller opens it). */
+static void fx_init(fx *f, const char *name, int64_t span_ms)
+{
+    *f = (fx){0};
+    f->dir = mk_test_dir(name);
+    mk_options_init(&f->o);
+    f->o.fsync = MK_FSYNC_OFF;
+    f->o.block_span_ms = span_ms;
+    f->o.seal_gap_ms = -1;
+    f->o.is_compaction_off = 1;
+}
+
 static void fx_open(fx *f)
 {
     mk_diag d = {0};
@@ -319,13 +332,8 @@ static void test_plan(void **state)
 static void test_reader_during_compaction(void **state)
 {
     (void)state;
-    fx f = {0};
-    f.dir = mk_test_dir("compact_reader");
-    mk_options_init(&f.o);
-    f.o.fsync = MK_FSYNC_OFF;
-    f.o.block_span_ms = SPAN_MS;
-    f.o.seal_gap_ms = -1;
-    f.o.is_compaction_off = 1;
+    fx f;
+    fx_init(&f, "compact_reader", SPAN_MS);
     f.o.compact_ranges_ms[0] = 8 * SPAN_MS;
     fx_open(&f);
     ref r = {0};
@@ -375,13 +383,8 @@ static void test_reader_during_compaction(void **state)
 static void test_leftover_replaced(void **state)
 {
     (void)state;
-    fx f = {0};
-    f.dir = mk_test_dir("compact_leftover");
-    mk_options_init(&f.o);
-    f.o.fsync = MK_FSYNC_OFF;
-    f.o.block_span_ms = SPAN_MS;
-    f.o.seal_gap_ms = -1;
-    f.o.is_compaction_off = 1;
+    fx f;
+    fx_init(&f, "compact_leftover", SPAN_MS);
     f.o.compact_ranges_ms[0] = 4 * SPAN_MS;
     fx_open(&f);
     ref r = {0};
@@ -548,14 +551,9 @@ static void test_paced_thread(void **state)
     uint64_t seed = 7;
     print_message("test_paced_thread: seed %" PRIu64 "\n", seed);
     mk_rng g = {seed};
-    fx f = {0};
-    f.dir = mk_test_dir("compact_pace");
-    mk_options_init(&f.o);
-    f.o.fsync = MK_FSYNC_OFF;
-    f.o.block_span_ms = SPAN_MS;
-    f.o.seal_gap_ms = -1;
+    fx f;
+    fx_init(&f, "compact_pace", SPAN_MS);
     f.o.is_rollup_off = 1;
-    f.o.is_compaction_off = 1;
     f.o.compact_ranges_ms[0] = 4 * SPAN_MS; /* one level: each block is read once */
     fx_open(&f);
     ref r = {0};
@@ -647,13 +645,8 @@ static void test_paced_rollups(void **state)
     uint64_t seed = 11;
     print_message("test_paced_rollups: seed %" PRIu64 "\n", seed);
     mk_rng g = {seed};
-    fx f = {0};
-    f.dir = mk_test_dir("compact_pace_rollup");
-    mk_options_init(&f.o);
-    f.o.fsync = MK_FSYNC_OFF;
-    f.o.block_span_ms = win;
-    f.o.seal_gap_ms = -1;
-    f.o.is_compaction_off = 1;
+    fx f;
+    fx_init(&f, "compact_pace_rollup", win);
     f.o.compact_ranges_ms[0] = win;
     f.o.rollup_steps_ms[0] = 10;
     f.o.rollup_steps_ms[1] = 100;
@@ -721,14 +714,9 @@ static int64_t frozen_now(mk_env *e) { (void)e; return PACE_T0_MS; }
 static void test_paced_thread_yields(void **state)
 {
     (void)state;
-    fx f = {0};
-    f.dir = mk_test_dir("compact_yield");
-    mk_options_init(&f.o);
-    f.o.fsync = MK_FSYNC_OFF;
-    f.o.block_span_ms = SPAN_MS;
-    f.o.seal_gap_ms = -1;
+    fx f;
+    fx_init(&f, "compact_yield", SPAN_MS);
     f.o.is_rollup_off = 1;
-    f.o.is_compaction_off = 1;
     f.o.compact_ranges_ms[0] = 4 * SPAN_MS;
     fx_open(&f);
     ref r = {0};
@@ -777,12 +765,7 @@ static void test_pacer(void **state)
     (void)state;
     fx f = {0};
     f.dir = mk_test_dir("compact_pacer");
-    memset(&pe, 0, sizeof pe);
-    pthread_mutex_init(&pe.mu, NULL);
-    pe.env = *mk_env_default();
-    pe.env.now_ms = pe_now;
-    pe.env.sleep_ms = pe_sleep;
-    pe.now_ms = PACE_T0_MS;
+    pe_start();
     mk_options_init(&f.o);
     f.o.env = &pe.env;
     f.o.is_compaction_off = 1;

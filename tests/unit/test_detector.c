@@ -434,17 +434,8 @@ static void test_db_history_tiers(void **state)
     }
     char *dir = mk_test_dir("detector_tiers");
     mk_faultenv fe;
-    mk_faultenv_init(&fe);
-    fe.fake_now_ms = now;
-    mk_options o;
-    mk_options_init(&o);
-    o.env = &fe.env;
-    o.fsync = MK_FSYNC_OFF;
-    o.is_compaction_off = 1;
-    o.retention_raw_ms = 2 * DAY;
-    mk_db *db = NULL;
+    mk_db *db = mk_test_open_at(dir, &fe, now, 2 * DAY);
     mk_diag diag = {0};
-    assert_int_equal(mk_db_open(dir, &o, &db, &diag), MK_OK);
     uint64_t sid;
     assert_int_equal(mk_db_series(db, "m", NULL, 0, "f", &sid, &diag), MK_OK);
     for (size_t i = 0; i < N; i += 1440) {

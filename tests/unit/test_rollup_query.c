@@ -157,14 +157,10 @@ static void test_planner(void **state)
     free(dir);
 }
 
-/* The default density rule: with raw data kept forever, a series sampled
- * fewer than 16 times per tier bucket gets no buckets in that tier (they
- * would cost more than its samples); its queries are answered from raw, the
- * same as raw forced, while a dense series is read from the tier. */
-static void test_sparse(void **state)
+/* dir opened with 1 s blocks, no background thread, tiers of 100 and 500
+ * ms; min_density: mk_options.rollup_min_density (0: the default). */
+static mk_db *open_tiered(const char *dir, uint32_t min_density)
 {
-    (void)state;
-    char *dir = mk_test_dir("rollup_sparse");
     mk_options o;
     mk_options_init(&o);
     o.fsync = MK_FSYNC_OFF;
@@ -175,9 +171,23 @@ static void test_sparse(void **state)
     o.compact_ranges_ms[1] = 16000;
     o.rollup_steps_ms[0] = 100;
     o.rollup_steps_ms[1] = 500;
+    o.rollup_min_density = min_density;
     mk_db *db = NULL;
     mk_diag d = {0};
     assert_int_equal(mk_db_open(dir, &o, &db, &d), MK_OK);
+    return db;
+}
+
+/* The default density rule: with raw data kept forever, a series sampled
+ * fewer than 16 times per tier bucket gets no buckets in that tier (they
+ * would cost more than its samples); its queries are answered from raw, the
+ * same as raw forced, while a dense series is read from the tier. */
+static void test_sparse(void **state)
+{
+    (void)state;
+    char *dir = mk_test_dir("rollup_sparse");
+    mk_db *db = open_tiered(dir, 0);
+    mk_diag d = {0};
     uint64_t dense, sparse;
     mk_tag td = {"host", "dense"}, ts = {"host", "sparse"};
     assert_int_equal(mk_db_series(db, "cpu", &td, 1, "v", &dense, &d), MK_OK);
@@ -235,24 +245,6 @@ static int three_ways(mk_db *db, const char *q, int with_raw)
     return is_direct;
 }
 
-static mk_db *open_tiered(const char *dir)
-{
-    mk_options o;
-    mk_options_init(&o);
-    o.fsync = MK_FSYNC_OFF;
-    o.block_span_ms = 1000;
-    o.seal_gap_ms = -1;
-    o.is_compaction_off = 1;
-    o.compact_ranges_ms[0] = 4000;
-    o.compact_ranges_ms[1] = 16000;
-    o.rollup_steps_ms[0] = 100;
-    o.rollup_steps_ms[1] = 500;
-    o.rollup_min_density = 1;
-    mk_db *db = NULL;
-    mk_diag d = {0};
-    assert_int_equal(mk_db_open(dir, &o, &db, &d), MK_OK);
-    return db;
-}
 
 /* 4 hosts x fields v, w over [0, 64000) ms: h0 dense, h1 sparser, h2 with
  * long gaps, h3 only in [20000, 40000); values multiples of 1/4 (sums exact
@@ -324,7 +316,7 @@ static void test_direct(void **state)
 {
     (void)state;
     char *dir = mk_test_dir("rollup_direct");
-    mk_db *db = open_tiered(dir);
+    mk_db *db = open_tiered(dir, 1); /* every series gets buckets */
     mk_rng g = {4242};
     print_message("test_direct: seed 4242\n");
     fill_random(db, &g, 0);
@@ -406,7 +398,7 @@ static void test_direct_nan(void **state)
 {
     (void)state;
     char *dir = mk_test_dir("rollup_direct_nan");
-    mk_db *db = open_tiered(dir);
+    mk_db *db = open_tiered(dir, 1); /* every series gets buckets */
     mk_rng g = {977};
     print_message("test_direct_nan: seed 977\n");
     fill_random(db, &g, 7);
@@ -492,7 +484,7 @@ static void test_iter_reuse(void **state)
 {
     (void)state;
     char *dir = mk_test_dir("rollup_iter_reuse");
-    mk_db *db = open_tiered(dir);
+    mk_db *db = open_tiered(dir, 1); /* every series gets buckets */
     mk_rng g = {31337};
     print_message("test_iter_reuse: seed 31337\n");
     fill_random(db, &g, 0);

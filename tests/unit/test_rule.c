@@ -485,16 +485,8 @@ static void test_seasonal_tiers(void **state)
     fixture f;
     f.dir = mk_test_dir("rule-tiers");
     mk_faultenv fe;
-    mk_faultenv_init(&fe);
-    fe.fake_now_ms = now;
-    mk_options o;
-    mk_options_init(&o);
-    o.env = &fe.env;
-    o.fsync = MK_FSYNC_OFF;
-    o.is_compaction_off = 1;
-    o.retention_raw_ms = 2 * DAY;
+    f.db = mk_test_open_at(f.dir, &fe, now, 2 * DAY);
     mk_diag d = {0};
-    assert_int_equal(mk_db_open(f.dir, &o, &f.db, &d), MK_OK);
     f.eng = NULL;
     uint64_t id = series(&f, "svc", "service", "api", "p95_ms");
     size_t cap = (size_t)(11 * 1440), n = 0;
